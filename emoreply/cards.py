@@ -1,0 +1,166 @@
+"""Model cards, written by the training scripts from what the run measured."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .emotion_cnn import DISPLAY_NAMES, EMOTIONS
+
+EMOTION_CARD = """---
+license: mit
+library_name: transformers
+pipeline_tag: image-classification
+tags:
+- facial-expression-recognition
+- fer2013
+- emoreply
+datasets:
+- fer2013
+metrics:
+- accuracy
+- f1
+model-index:
+- name: {name}
+  results:
+  - task:
+      type: image-classification
+      name: Facial expression recognition
+    dataset:
+      type: fer2013
+      name: FER-2013 (PublicTest split)
+      split: test
+    metrics:
+    - type: accuracy
+      value: {acc:.4f}
+      name: Accuracy (mirror TTA)
+    - type: accuracy
+      value: {acc_plain:.4f}
+      name: Accuracy (no TTA)
+    - type: f1
+      value: {f1:.4f}
+      name: Macro F1 (mirror TTA)
+---
+
+# {name}: emotion reader of emoreply
+
+A compact CNN ({params:,} parameters) that reads one of seven emotions from a 48x48 grayscale face:
+{emotions}. It is the first half of [emoreply](https://github.com/emoreply/emoreply), which drafts
+a reply to a text message in the emotion on the reader's face, after *My Reaction Says it All*
+(Garrard, O'Donnell & Taskovski).
+
+## Results on the FER-2013 test split ({n_test:,} images, `PublicTest`)
+
+| | accuracy | macro-F1 |
+|---|---|---|
+| this model, mirror test-time augmentation (the default) | **{acc:.2%}** | {f1:.3f} |
+| this model, no test-time augmentation | {acc_plain:.2%} | {f1_plain:.3f} |
+| the paper's final CNN (same architecture) | 66% | — |
+| 2013 challenge winner (private test split) | 71.2% | — |
+
+Per-class recall (mirror TTA):
+
+| emotion | recall | precision | F1 | test images |
+|---|---|---|---|---|
+{per_class}
+
+![confusion matrix](confusion_matrix.png)
+![training curves](training_curves.png)
+
+Best validation accuracy {best_val:.2%} at epoch {best_epoch} of {epochs_run}; mean training
+throughput {ips:.0f} images/s ({epoch_s:.0f} s per epoch) on this run's hardware.
+
+## Intended use
+
+Reading the *expressed* emotion of a single, roughly frontal face to pick the tone of a drafted
+reply that a person then reviews. Not for judging anyone's inner state, mental health, honesty,
+or suitability for anything; not for surveillance or decisions about people.
+
+## Model
+
+Three blocks of (3x3 conv, BatchNorm, LeakyReLU) x2, 2x2 max-pool and dropout (20/40/80 channels),
+then FC 2880 -> 256 -> 7 (the paper's Table 2). In eval mode the logits of the face and its mirror
+image are averaged (`test_time_flip` in the config; set it to false for single-view inference).
+The image processor finds the largest face with OpenCV's Haar cascade (offline, no download),
+crops it with a {margin:.0%} margin, converts to 48x48 grayscale and normalises. A frame with no
+face raises `NoFaceError` (or, with `return_face_boxes=True`, is reported as `face_found=False`).
+
+## Training
+
+- Data: FER-2013 `Training` split (28,709 images), {val_pct:.0%} of each class held out for
+  validation and early stopping; the test split was used once, for the table above.
+- Loss: class-weighted cross-entropy, weights `{weighting}` of class frequency, normalised{focal}.
+- Optimiser: {optimizer}, lr {lr:g}, weight decay {wd:g}, batch {bs}, cosine schedule with
+  {warmup:.0%} warm-up, up to {max_epochs} epochs, early stopping patience {patience}.
+- Augmentation: horizontal flip, rotation ±12°, scale ±12%, shift ±10%, random erasing
+  (strength {aug:g}); dropout {conv_do:g} (conv blocks) / {fc_do:g} (FC).
+- Full arguments: `training_args.json`.
+
+## Limitations and biases
+
+FER-2013 was gathered by image search in 2013: posed and stock-photo faces, mostly frontal, with
+label noise (the paper and others find many *surprise*/*fear*/*sad* labels ambiguous). Its
+demographics are not documented and skew towards young, lighter-skinned adults; accuracy on other
+groups, children, profile views, poor lighting, glasses or masks is unmeasured and likely lower.
+*Disgust* has only 436 training images; its recall is the least reliable. Expressions are not
+feelings: people mask, exaggerate and differ across cultures. The licence of FER-2013 is that of
+the 2013 ICML workshop challenge (research use).
+
+## How to use
+
+With emoreply installed:
+
+```python
+from emoreply import EmotionReader
+reader = EmotionReader.from_pretrained("{repo}")
+result = reader.read("photo.jpg")   # face box, probabilities per emotion, top emotion
+```
+
+Without emoreply (the model's code ships with it):
+
+```python
+from transformers import pipeline
+classify = pipeline("image-classification", model="{repo}", trust_remote_code=True)
+classify("photo.jpg", top_k=7)
+```
+"""
+
+
+def write_emotion_card(
+    output_dir: str | Path, args: argparse.Namespace, state: Any, results: dict[str, Any], repo: str | None = None
+) -> Path:
+    """README.md (the Hub model card) for a trained emotion CNN in ``output_dir``."""
+    import json
+
+    output_dir = Path(output_dir)
+    config = json.loads((output_dir / "config.json").read_text())
+    processor = json.loads((output_dir / "preprocessor_config.json").read_text())
+    from .emotion_cnn import EmotionCNNConfig, EmotionCNNForImageClassification
+
+    params = sum(p.numel() for p in EmotionCNNForImageClassification(EmotionCNNConfig(**{
+        k: config[k] for k in ("channels", "hidden_size", "image_size", "num_channels")
+    })).parameters())
+    tta, plain = results["tta_flip"], results["no_tta"]
+    rows = "\n".join(
+        f"| {DISPLAY_NAMES[e]} | {m['recall']:.1%} | {m['precision']:.1%} | {m['f1']:.3f} | {m['support']} |"
+        for e, m in tta["per_class"].items()
+    )
+    history = state.history
+    text = EMOTION_CARD.format(
+        name="emoreply-emotion-cnn",
+        repo=repo or args.hub_model_id or "emoreply/emotion-cnn-fer2013",
+        acc=tta["accuracy"], acc_plain=plain["accuracy"], f1=tta["macro_f1"], f1_plain=plain["macro_f1"],
+        params=params, emotions=", ".join(EMOTIONS), n_test=results["num_test_images"], per_class=rows,
+        best_val=state.best_metric, best_epoch=state.best_epoch, epochs_run=len(history),
+        ips=sum(h["train_images_per_second"] for h in history) / len(history),
+        epoch_s=sum(h["epoch_seconds"] for h in history) / len(history),
+        margin=processor["face_margin"], val_pct=args.val_fraction, weighting=args.class_weighting,
+        focal=f", focal loss gamma {args.gamma:g}" if args.gamma else "",
+        optimizer=args.optimizer.upper() if args.optimizer == "sgd" else "AdamW", lr=args.learning_rate,
+        wd=args.weight_decay, bs=args.batch_size, warmup=args.warmup_ratio, max_epochs=args.num_epochs,
+        patience=args.patience, aug=args.augment_strength, conv_do=args.conv_dropout, fc_do=args.fc_dropout,
+    )
+    path = output_dir / "README.md"
+    path.write_text(text)
+    return path
