@@ -90,6 +90,7 @@ class EmotionCNNImageProcessor(BaseImageProcessor):
         detection_size: frames are downscaled so their longer side is at most this before detection
             (detection cost grows with area; faces in webcam frames are large).
         min_face_fraction: smallest face side accepted, as a fraction of the frame's shorter side.
+        min_face_score: smallest Haar cascade score (level weight) accepted as a face.
         max_image_pixels: images with more pixels are refused with a clear error.
     """
 
@@ -103,6 +104,7 @@ class EmotionCNNImageProcessor(BaseImageProcessor):
         face_margin: float = 0.15,
         detection_size: int = 320,
         min_face_fraction: float = 0.1,
+        min_face_score: float = 2.0,
         max_image_pixels: int = 50_000_000,
         **kwargs,
     ) -> None:
@@ -113,6 +115,7 @@ class EmotionCNNImageProcessor(BaseImageProcessor):
         self.face_margin = face_margin
         self.detection_size = detection_size
         self.min_face_fraction = min_face_fraction
+        self.min_face_score = min_face_score
         self.max_image_pixels = max_image_pixels
 
     def detect_faces(self, gray: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -125,13 +128,15 @@ class EmotionCNNImageProcessor(BaseImageProcessor):
         min_side = max(24, int(self.min_face_fraction * min(small.shape)))
         if min(small.shape) < min_side:
             return []
-        small = cv2.equalizeHist(small)  # Haar features are contrast-sensitive; webcams vary widely
-        found = _face_cascade().detectMultiScale(
-            small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
+        # No histogram equalisation: it made the cascade fire on textured background (measured on
+        # scikit-image's astronaut photo). Weak detections are dropped by the cascade's score.
+        found, _, scores = _face_cascade().detectMultiScale3(
+            small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side), outputRejectLevels=True
         )
         boxes = [
             (round(x / scale), round(y / scale), round((x + bw) / scale), round((y + bh) / scale))
-            for x, y, bw, bh in (found if len(found) else [])
+            for (x, y, bw, bh), score in zip(found if len(found) else [], np.ravel(scores))
+            if score >= self.min_face_score
         ]
         return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
 

@@ -1,0 +1,72 @@
+"""Loading images and pretrained folders with errors a person can act on."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"  # the small models shipped with emoreply
+T = TypeVar("T")
+
+
+class ModelLoadError(RuntimeError):
+    """A model folder or Hub id that cannot be loaded, with the reason."""
+
+
+def load_pretrained(load: Callable[[str], T], source: str | Path, what: str, required: tuple[str, ...]) -> T:
+    """Call ``load(source)`` for a local folder or Hub id, turning failures into ModelLoadError.
+
+    A local folder must exist and hold ``required`` files; anything that does not look like a local
+    path is treated as a Hub id (which needs the network unless cached).
+    """
+    path = Path(source).expanduser()
+    looks_local = path.exists() or str(source).startswith((".", "/", "~")) or str(source).count("/") != 1
+    if looks_local:
+        if not path.is_dir():
+            raise ModelLoadError(f"No {what} folder at {path}")
+        missing = [name for name in required if not (path / name).exists()]
+        if missing:
+            raise ModelLoadError(f"The {what} folder {path} is incomplete: missing {', '.join(missing)}")
+    try:
+        return load(str(path) if looks_local else str(source))
+    except Exception as err:  # corrupt weights, bad JSON, no network: one clear message
+        where = f"folder {path}" if looks_local else f"Hub model {source!r} (is the network reachable?)"
+        raise ModelLoadError(f"Could not load the {what} from {where}: {type(err).__name__}: {err}") from err
+
+
+def load_image(source: Any, max_pixels: int = 50_000_000) -> Image.Image | np.ndarray:
+    """A path, bytes, PIL image or array -> an image the processor takes; clear errors otherwise.
+
+    File sizes are checked from the header before decoding, so a 10,000 x 10,000 upload is refused
+    without allocating it (and PIL's decompression-bomb guard cannot crash the caller).
+    """
+    if isinstance(source, (Image.Image, np.ndarray)):
+        return source
+    if source is None:
+        raise ValueError("No image given")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        stream: Any = io.BytesIO(bytes(source))
+        name = "the uploaded data"
+    elif isinstance(source, (str, Path)):
+        if not Path(source).is_file():
+            raise ValueError(f"No image file at {source}")
+        stream, name = str(source), str(source)
+    else:
+        raise ValueError(f"Cannot read an image from a {type(source).__name__}")
+    try:
+        with Image.open(stream) as image:
+            w, h = image.size
+            if w * h > max_pixels:
+                raise ValueError(
+                    f"The image is {w}x{h} ({w * h / 1e6:.0f} MP); the limit is {max_pixels / 1e6:.0f} MP. "
+                    "Please resize it first."
+                )
+            image.load()
+            return image.copy() if image.mode != "CMYK" else image.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ValueError(f"Could not read {name} as an image ({type(err).__name__}: {err})") from err

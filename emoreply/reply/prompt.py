@@ -1,0 +1,113 @@
+"""The reply model's prompt: the one string format shared by training, evaluation and the app.
+
+Format (pinned by tests; changing it means retraining)::
+
+    emotion: happy | context: "How is your day going?"
+    emotion: happy | context: "Hi!" | "Hello, how are you?" | "How is your day going?"
+    context: "How is your day going?"                      # emotion None: the no-emotion ablation
+
+``context`` lists the conversation oldest first and always ends with the message being replied
+to; each turn is wrapped in straight double quotes (quotes inside a turn are kept as they are).
+The requested emotion comes first so that right-truncation to the model's 50-token input budget
+never cuts it; :func:`fit_history` drops the oldest turns first when the prompt is too long.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..emotion_cnn import check_emotion
+
+# Far more than the 50 input tokens the model reads (about 200 characters of English); the cap
+# only keeps pasted essays from costing tokenizer time and memory.
+MAX_MESSAGE_CHARS = 1000
+
+_CONTRACTION = r"(s|t|ll|re|ve|d|m)"
+_RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
+    # DailyDialog: "I ’ ll", "We ’ Ve", "Let ' s" -> "I'll", "We've", "Let's".
+    (re.compile(r"(\w)\s*[’‘]\s*(?=\w)"), r"\1'"),
+    (re.compile(r"(?<=\w)'(Ve|Ll|Re|S|D|M)\b"), lambda m: "'" + m.group(1).lower()),
+    (re.compile(rf"(\w) ' {_CONTRACTION}\b", re.IGNORECASE), r"\1'\2"),
+    (re.compile(r"[’‘]"), "'"),
+    (re.compile(r"[“”]"), '"'),
+    # "Hello , how are you ?" -> "Hello, how are you?"; only before a space or the end, so ":)"
+    # and "1,000" are untouched.
+    (re.compile(r"\s+([,.?!;:]+)(?=\s|$)"), r"\1"),
+    (re.compile(r"\(\s+"), "("),
+    (re.compile(r"(?<=[\w.!?])\s+\)"), ")"),
+    (re.compile(r"\$\s+(?=\d)"), "$"),
+    (re.compile(r"(\d)\s+%"), r"\1%"),
+    # ' " quoted words " ' -> '"quoted words"' (only a space-padded pair, as DailyDialog writes it).
+    (re.compile(r'(^|\s)"\s+([^"]*?)\s+"(?=\s|$|[,.?!;:])'), r'\1"\2"'),
+]
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """Undo DailyDialog's tokenisation (spaces around punctuation, curly apostrophes); collapse whitespace.
+
+    Also applied to what a person types, so the model sees the same style in the app as in training.
+    Emoji and non-Latin scripts pass through unchanged.
+    """
+    text = _SPACES.sub(" ", text).strip()
+    for pattern, repl in _RULES:
+        text = pattern.sub(repl, text)
+    return _SPACES.sub(" ", text).strip()
+
+
+@dataclass(frozen=True)
+class PreparedMessage:
+    """A validated, normalised message; ``truncated`` says characters past the budget were dropped."""
+
+    text: str
+    truncated: bool = False
+
+
+def prepare_message(message: str, max_chars: int = MAX_MESSAGE_CHARS) -> PreparedMessage:
+    """Validate and normalise a received message; raise ValueError when there is nothing to reply to."""
+    if not isinstance(message, str):
+        raise TypeError(f"The message must be text (str), not {type(message).__name__}.")
+    text = normalize_text(message)
+    if not text:
+        raise ValueError("The message is empty: paste the text message you want to reply to.")
+    if len(text) <= max_chars:
+        return PreparedMessage(text)
+    cut = text[:max_chars]
+    # Cut at the last word boundary unless that loses more than a fifth of the budget (e.g. CJK text).
+    space = cut.rfind(" ")
+    if space > max_chars * 0.8:
+        cut = cut[:space]
+    return PreparedMessage(cut.rstrip(), truncated=True)
+
+
+def build_prompt(message: str, emotion: str | None, history: Sequence[str] | None = None) -> str:
+    """The model input for replying to ``message`` in ``emotion`` (None: no emotion) after ``history``.
+
+    ``message`` and ``history`` are used as given (callers normalise them with :func:`normalize_text`
+    or :func:`prepare_message`); ``history`` is the earlier turns, oldest first.
+    """
+    turns = [*(history or []), message]
+    context = "context: " + " | ".join(f'"{turn}"' for turn in turns)
+    if emotion is None:
+        return context
+    return f"emotion: {check_emotion(emotion)} | {context}"
+
+
+def fit_history(
+    message: str,
+    emotion: str | None,
+    history: Sequence[str] | None,
+    count_tokens: Callable[[str], int],
+    max_tokens: int,
+) -> list[str]:
+    """The newest turns of ``history`` whose prompt fits in ``max_tokens`` (oldest dropped first).
+
+    Without this, right-truncation of a long history would cut the message itself. The message is
+    always kept (the tokenizer truncates it if it alone is too long).
+    """
+    kept = list(history or [])
+    while kept and count_tokens(build_prompt(message, emotion, kept)) > max_tokens:
+        kept.pop(0)
+    return kept

@@ -1,0 +1,104 @@
+"""train/train_emotion_cnn.py end to end on tiny synthetic FER data: outputs, resume, Hub, Optuna."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from emoreply.reader import EmotionReader
+from emoreply.training.common import sorted_checkpoints
+
+from .conftest import load_script
+
+train_script = load_script("train/train_emotion_cnn.py")
+
+
+def run(fer_folder, output_dir, *extra: str) -> None:
+    train_script.main([
+        "--dataset", str(fer_folder), "--output_dir", str(output_dir), "--batch_size", "16",
+        "--channels", "4", "8", "8", "--hidden_size", "16", "--no_progress", "--seed", "1", *extra,
+    ])
+
+
+def test_training_writes_a_loadable_model_report_plots_and_card(fer_folder, tmp_path):
+    out = tmp_path / "run"
+    run(fer_folder, out, "--num_epochs", "2", "--preset", "train/configs/emotion_cnn.json")
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "README.md", "eval_results.json",
+                 "confusion_matrix.png", "training_curves.png", "training_args.json", "modeling_emotion_cnn.py"):
+        assert (out / name).exists(), name
+    args = json.loads((out / "training_args.json").read_text())
+    assert args["num_epochs"] == 2 and args["class_weighting"] == "sqrt_inverse"  # flag beats preset
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["num_test_images"] == 35
+    for view in ("tta_flip", "no_tta"):
+        assert 0 <= results[view]["accuracy"] <= 1 and len(results[view]["per_class"]) == 7
+        assert sum(map(sum, results[view]["confusion_matrix"])) == 35
+    card = (out / "README.md").read_text()
+    assert "model-index" in card and f"{results['tta_flip']['accuracy']:.4f}" in card
+    config = json.loads((out / "config.json").read_text())
+    assert len(config["class_weights"]) == 7
+    assert EmotionReader.from_pretrained(out).model.config.channels == [4, 8, 8]
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint(fer_folder, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run(fer_folder, straight, "--num_epochs", "3")
+    run(fer_folder, resumed, "--num_epochs", "3", "--keep_checkpoints", "3")
+    # Simulate a kill after epoch 1: drop later checkpoints, leave a half-written one behind.
+    for ckpt in sorted_checkpoints(resumed)[1:]:
+        shutil.rmtree(ckpt)
+    (resumed / "checkpoints" / "epoch_9").mkdir()  # no trainer_state.json: incomplete, ignored
+    first = sorted_checkpoints(resumed)
+    assert [c.name for c in first] == ["epoch_1"]
+    run(fer_folder, resumed, "--num_epochs", "3", "--resume_from_checkpoint", "latest")
+    state = json.loads((sorted_checkpoints(resumed)[-1] / "trainer_state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2, 3]
+    straight_state = json.loads((sorted_checkpoints(straight)[-1] / "trainer_state.json").read_text())
+    # Same seed, same data order and augmentations: the resumed run retraces the straight one.
+    for a, b in zip(state["history"], straight_state["history"]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_accuracy"] == pytest.approx(b["val_accuracy"], abs=1e-6)
+
+
+def test_corrupt_checkpoint_is_named_in_the_error(fer_folder, tmp_path):
+    out = tmp_path / "run"
+    run(fer_folder, out, "--num_epochs", "1")
+    ckpt = sorted_checkpoints(out)[-1]
+    (ckpt / "model.safetensors").write_bytes(b"truncated")
+    with pytest.raises(RuntimeError, match=f"Checkpoint {ckpt} is corrupt"):
+        run(fer_folder, out, "--num_epochs", "2", "--resume_from_checkpoint", "latest")
+
+
+def test_push_to_hub_uploads_the_folder_without_checkpoints(fer_folder, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    calls = {}
+
+    def fake_create_repo(self, repo_id, **kwargs):
+        calls["repo"] = repo_id
+        return f"https://huggingface.co/{repo_id}"
+
+    def fake_upload_folder(self, folder_path, repo_id, ignore_patterns=(), **kwargs):
+        from pathlib import Path
+
+        calls["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+        calls["ignore"] = ignore_patterns
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", fake_create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", fake_upload_folder)
+    run(fer_folder, tmp_path / "run", "--num_epochs", "1", "--push_to_hub", "--hub_model_id", "me/emotion-test")
+    assert calls["repo"] == "me/emotion-test"
+    assert {"README.md", "model.safetensors", "config.json", "preprocessor_config.json"} <= set(calls["files"])
+    assert "checkpoints/*" in calls["ignore"]
+
+
+def test_optuna_search_then_final_training(fer_folder, tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "run"
+    run(fer_folder, out, "--num_epochs", "1", "--optuna_trials", "2", "--optuna_epochs", "1")
+    assert len(list((out / "optuna").iterdir())) == 2
+    args = json.loads((out / "training_args.json").read_text())
+    assert args["batch_size"] in (32, 64, 128)  # the searched value was used for the final run
+    assert (out / "eval_results.json").exists()
