@@ -25,3 +25,8 @@ __all__ = [
     "NoFaceError",
     "check_emotion",
 ]
+
+# The reply drafter (emoreply.reply): prompt, drafter and the emotion judge used to evaluate it.
+from .reply import Comparison, Draft, EmotionJudge, ReplyDrafter, build_prompt, normalize_text  # noqa: E402
+
+__all__ += ["Comparison", "Draft", "EmotionJudge", "ReplyDrafter", "build_prompt", "normalize_text"]

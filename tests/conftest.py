@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import random
 import sys
 from pathlib import Path
 
@@ -61,4 +63,78 @@ def fer_folder(tmp_path_factory) -> Path:
         ]
         ds = datasets.Dataset.from_dict({"image": images, "label": labels})
         ds.cast_column("image", datasets.Image()).to_parquet(str(folder / f"{split}.parquet"))
+    return folder
+
+
+# ---- reply drafter (tests/test_reply_*.py): tiny DailyDialog-style data, tokenizer and T5 ----
+
+# A safety net for the reply tests: an accidental Hub call fails at once instead of waiting on the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# DailyDialog-style text (spaces around punctuation, curly apostrophes) with a DailyDialog emotion id.
+_LINES = [
+    ("Hello , how are you ?", 0),
+    ("I ’ m fine , thanks . And you ?", 0),
+    ("That ’ s wonderful news ! I ’ m so happy for you !", 4),
+    ("Great ! Let ' s celebrate tonight !", 4),
+    ("I can ’ t believe you did that ! I ’ m furious .", 1),
+    ("Stop shouting at me , it ’ s not my fault !", 1),
+    ("Ugh , this food smells disgusting .", 2),
+    ("I ’ m scared of the dark , it ’ s terrifying .", 3),
+    ("My dog died yesterday . I feel so sad .", 5),
+    ("I ’ m sorry to hear that .", 5),
+    ("Really ? I didn ’ t expect that at all !", 6),
+    ("Wow , what a surprise !", 6),
+    ("Where is the station ?", 0),
+    ("It ’ s two blocks away , next to the bank .", 0),
+    ("Would you like some tea ?", 0),
+    ("Yes , please . With milk , if you don ’ t mind .", 0),
+]
+
+
+def make_dialogues(n: int, seed: int) -> list[dict[str, list]]:
+    """``n`` dialogues of 2-6 utterances drawn from the lines above (reproducible)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        lines = [rng.choice(_LINES) for _ in range(rng.randint(2, 6))]
+        out.append({"utterances": [t for t, _ in lines], "emotions": [e for _, e in lines]})
+    return out
+
+
+@pytest.fixture(scope="session")
+def dailydialog_dir(tmp_path_factory) -> Path:
+    """A DailyDialog-layout folder: train/validation/test.jsonl, tiny."""
+    from emoreply.reply.data import write_jsonl
+
+    folder = tmp_path_factory.mktemp("dailydialog")
+    for split, n, seed in (("train", 40, 0), ("validation", 8, 1), ("test", 8, 2)):
+        write_jsonl(make_dialogues(n, seed), folder / f"{split}.jsonl")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(dailydialog_dir):
+    from emoreply.reply.data import load_pairs
+    from emoreply.reply.tokenizer import train_tokenizer
+
+    pairs = load_pairs(dailydialog_dir, "train")
+    return train_tokenizer([*pairs["prompt"], *pairs["response"]], vocab_size=200)
+
+
+TINY_T5 = {"d_model": 16, "d_kv": 8, "d_ff": 32, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A random tiny T5 + the tiny tokenizer, saved like a trained reply model."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = T5Config(
+        **TINY_T5, vocab_size=len(tiny_tokenizer), pad_token_id=0, eos_token_id=1, decoder_start_token_id=0
+    )
+    folder = tmp_path_factory.mktemp("tiny-reply-t5")
+    T5ForConditionalGeneration(config).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
     return folder

@@ -35,6 +35,8 @@ _RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # "Hello , how are you ?" -> "Hello, how are you?"; only before a space or the end, so ":)"
     # and "1,000" are untouched.
     (re.compile(r"\s+([,.?!;:]+)(?=\s|$)"), r"\1"),
+    # "niece.It's her birthday" -> "niece. It's her birthday" (a lost space after a full stop).
+    (re.compile(r"(?<=[a-z])\.(?=[A-Z][a-z])"), ". "),
     (re.compile(r"\(\s+"), "("),
     (re.compile(r"(?<=[\w.!?])\s+\)"), ")"),
     (re.compile(r"\$\s+(?=\d)"), "$"),

@@ -1,0 +1,35 @@
+"""Timing helpers for the benchmarks: warm up, repeat, report median and p95 in milliseconds."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+
+def measure(fn: Callable[[], object], warmup: int = 5, repeat: int = 50) -> dict[str, float]:
+    """Median and p95 wall time of ``fn()`` in ms."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {"median_ms": statistics.median(times), "p95_ms": times[min(len(times) - 1, int(0.95 * len(times)))]}
+
+
+def table(rows: list[dict], title: str) -> str:
+    """Markdown table of benchmark rows (name, median, p95, ratio to the baseline, note)."""
+    lines = [
+        f"### {title} ({os.cpu_count()} CPU cores)",
+        "",
+        "| benchmark | median | p95 | vs baseline | note |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "baseline" if r.get("baseline") else ""
+        lines.append(f"| {r['name']} | {r['median_ms']:.2f} ms | {r['p95_ms']:.2f} ms | {ratio} | {r.get('note', '')} |")
+    return "\n".join(lines)

@@ -1,0 +1,202 @@
+"""ReplyDrafter: draft a reply to a text message in a chosen emotion with the fine-tuned T5."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..emotion_cnn import EMOTIONS, check_emotion
+from ..loading import PRETRAINED_DIR, ModelLoadError, load_pretrained
+from .data import MAX_SOURCE_TOKENS
+from .prompt import build_prompt, fit_history, normalize_text, prepare_message
+
+# Bundled with the package once trained; otherwise the Hub copy is used.
+DEFAULT_REPLY_MODEL_PATH = PRETRAINED_DIR / "reply-t5"
+DEFAULT_REPLY_MODEL_ID = "emoreply/reply-t5-dailydialog"
+DEFAULT_BASE_MODEL_ID = "google-t5/t5-small"
+MAX_NEW_TOKENS = 20
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A drafted reply; ``truncated`` says the message was too long and only its start was read."""
+
+    text: str
+    emotion: str | None
+    truncated: bool
+    candidates: tuple[str, ...] = field(default=())  # all candidates, best first (text == candidates[0])
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The same prompt answered by the fine-tuned model and by the base model (if it could be loaded)."""
+
+    fine_tuned: Draft
+    base: str | None
+    base_error: str | None
+
+
+def _emotion_name(emotion: str | None) -> str | None:
+    return check_emotion(emotion) if emotion is not None else None
+
+
+def load_seq2seq(source: str | Path, what: str = "reply model") -> tuple[Any, Any]:
+    """(model, tokenizer) from a folder or Hub id; ModelLoadError naming the path when it is missing or corrupt."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    def load(name: str) -> tuple[Any, Any]:
+        return AutoModelForSeq2SeqLM.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+
+    return load_pretrained(load, source, what, required=("config.json",))
+
+
+class ReplyDrafter:
+    """Draft replies with a fine-tuned seq2seq model; optionally keep the base model for comparison.
+
+    All prompts come from :func:`emoreply.reply.prompt.build_prompt`, the same string used in
+    training. Inputs are truncated to ``max_source_tokens`` (50, as in training).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        base_model: Any = None,
+        base_tokenizer: Any = None,
+        base_error: str | None = None,
+        max_new_tokens: int = MAX_NEW_TOKENS,
+        max_source_tokens: int = MAX_SOURCE_TOKENS,
+        name: str | None = None,
+        base_name: str | None = None,
+    ) -> None:
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.base_model = base_model.eval() if base_model is not None else None
+        self.base_tokenizer = base_tokenizer
+        self.base_error = base_error
+        self.max_new_tokens = max_new_tokens
+        self.max_source_tokens = max_source_tokens
+        self.name, self.base_name = name, base_name
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_path_or_id: str | Path | None = None,
+        base_model: str | None = None,
+        device: str | torch.device | None = None,
+        max_new_tokens: int = MAX_NEW_TOKENS,
+        max_source_tokens: int = MAX_SOURCE_TOKENS,
+    ) -> ReplyDrafter:
+        """Load the fine-tuned model (default: the bundled folder if present, else the Hub copy).
+
+        ``base_model`` (e.g. ``DEFAULT_BASE_MODEL_ID``) is loaded for :meth:`compare`; when that
+        fails (offline, not cached) the drafter still works and ``base_error`` says why. A missing
+        or corrupt fine-tuned model raises ``ModelLoadError`` naming the path.
+        """
+        if model_path_or_id is None:
+            bundled = DEFAULT_REPLY_MODEL_PATH / "config.json"
+            model_path_or_id = DEFAULT_REPLY_MODEL_PATH if bundled.exists() else DEFAULT_REPLY_MODEL_ID
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model, tokenizer = load_seq2seq(model_path_or_id)
+        base, base_tok, base_error = None, None, None
+        if base_model:
+            try:
+                base, base_tok = load_seq2seq(base_model, "base model")
+                base.to(device)
+            except ModelLoadError as err:  # the app keeps working without the comparison
+                base_error = f"No comparison with the base model: {err}"
+        return cls(
+            model.to(device),
+            tokenizer,
+            base,
+            base_tok,
+            base_error,
+            max_new_tokens,
+            max_source_tokens,
+            name=str(model_path_or_id),
+            base_name=base_model,
+        )
+
+    @property
+    def emotions(self) -> tuple[str, ...]:
+        return EMOTIONS
+
+    def _count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text)["input_ids"])
+
+    def prompt(self, message: str, emotion: str | None, history: Sequence[str] | None = None) -> tuple[str, bool]:
+        """(prompt string, truncated) for ``message``: validated, normalised, history fitted to the budget.
+
+        ``truncated`` is True when characters were cut or the message alone overflows the token budget.
+        Raises ValueError for an empty message or an unknown emotion.
+        """
+        prepared = prepare_message(message)
+        emotion = _emotion_name(emotion)
+        turns = [t for t in (normalize_text(h) for h in history or []) if t]
+        turns = fit_history(prepared.text, emotion, turns, self._count_tokens, self.max_source_tokens)
+        prompt = build_prompt(prepared.text, emotion, turns)
+        return prompt, prepared.truncated or self._count_tokens(prompt) > self.max_source_tokens
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompts: Sequence[str],
+        num_candidates: int = 1,
+        sampling: bool = False,
+        base: bool = False,
+        batch_size: int = 64,
+        **generate_kwargs: Any,
+    ) -> list[list[str]]:
+        """Candidates per prompt (best first): greedy for one, beam search or nucleus sampling for several.
+
+        One ``model.generate`` call per ``batch_size`` prompts; ``generate_kwargs`` override the defaults.
+        """
+        if base and self.base_model is None:
+            raise RuntimeError(self.base_error or "No base model was loaded (pass base_model= to from_pretrained).")
+        model, tokenizer = (self.base_model, self.base_tokenizer) if base else (self.model, self.tokenizer)
+        options: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "num_return_sequences": num_candidates}
+        if sampling:
+            options.update(do_sample=True, top_p=0.9, temperature=0.8, num_beams=1)
+        else:
+            options.update(do_sample=False, num_beams=1 if num_candidates == 1 else max(4, num_candidates))
+        options.update(generate_kwargs)
+        results: list[list[str]] = []
+        for start in range(0, len(prompts), batch_size):
+            chunk = list(prompts[start : start + batch_size])
+            enc = tokenizer(
+                chunk, max_length=self.max_source_tokens, truncation=True, padding=True, return_tensors="pt"
+            ).to(model.device)
+            out = model.generate(**enc, **options)  # (len(chunk) * num_candidates, T)
+            texts = [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
+            results.extend(texts[i : i + num_candidates] for i in range(0, len(texts), num_candidates))
+        return results
+
+    def draft(
+        self,
+        message: str,
+        emotion: str | None,
+        history: Sequence[str] | None = None,
+        num_candidates: int = 1,
+        sampling: bool = False,
+    ) -> Draft:
+        """A reply to ``message`` in ``emotion`` (None: let the model choose); greedy unless asked otherwise."""
+        prompt, truncated = self.prompt(message, emotion, history)
+        candidates = self.generate([prompt], num_candidates, sampling)[0]
+        return Draft(candidates[0], _emotion_name(emotion), truncated, tuple(candidates))
+
+    def sweep(self, message: str, history: Sequence[str] | None = None) -> dict[str, str]:
+        """Emotion -> greedy reply for all seven emotions, from one batched ``generate`` call."""
+        prompts = [self.prompt(message, emotion, history)[0] for emotion in EMOTIONS]
+        replies = self.generate(prompts, batch_size=len(prompts))
+        return {emotion: reply[0] for emotion, reply in zip(EMOTIONS, replies, strict=True)}
+
+    def compare(self, message: str, emotion: str | None, history: Sequence[str] | None = None) -> Comparison:
+        """The fine-tuned reply next to the base model's reply to the identical prompt string."""
+        prompt, truncated = self.prompt(message, emotion, history)
+        tuned = self.generate([prompt])[0][0]
+        base = self.generate([prompt], base=True)[0][0] if self.base_model is not None else None
+        error = None if self.base_model is not None else (self.base_error or "No base model was loaded.")
+        return Comparison(Draft(tuned, _emotion_name(emotion), truncated, (tuned,)), base, error)

@@ -1,0 +1,126 @@
+"""ReplyDrafter with a tiny random T5: prompts, draft/sweep/compare, validation and loading errors."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from emoreply.emotion_cnn import EMOTIONS
+from emoreply.loading import ModelLoadError
+from emoreply.reply import Comparison, Draft, ReplyDrafter, build_prompt
+from emoreply.reply.data import dialogues_to_pairs
+
+
+@pytest.fixture(scope="module")
+def drafter(tiny_model_dir) -> ReplyDrafter:
+    # The "base" is another copy of the tiny model: compare() needs something loadable offline.
+    return ReplyDrafter.from_pretrained(tiny_model_dir, base_model=str(tiny_model_dir), device="cpu", max_new_tokens=5)
+
+
+def count_generate(monkeypatch, model) -> list[dict]:
+    """Wrap model.generate to record each call's inputs (and still generate)."""
+    calls: list[dict] = []
+    original = model.generate
+
+    def wrapped(**kwargs):
+        calls.append(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(model, "generate", wrapped)
+    return calls
+
+
+def test_drafter_feeds_the_training_prompt(drafter, monkeypatch):
+    # The string and token ids the model reads at inference are those it was trained on.
+    cols = dialogues_to_pairs([{"utterances": ["Hello , how are you ?", "Great !"], "emotions": [0, 4]}])
+    prompt, truncated = drafter.prompt("Hello , how are you ?", "happy")
+    assert prompt == cols["prompt"][0] == build_prompt("Hello, how are you?", "happy") and not truncated
+    calls = count_generate(monkeypatch, drafter.model)
+    drafter.draft("Hello , how are you ?", "HAPPY")
+    assert calls[0]["input_ids"][0].tolist() == drafter.tokenizer(cols["prompt"][0])["input_ids"]
+
+
+def test_draft_greedy_beams_and_sampling(drafter):
+    draft = drafter.draft("How is your day going?", "happy")
+    assert isinstance(draft, Draft) and isinstance(draft.text, str)
+    assert draft.emotion == "happy" and not draft.truncated and draft.candidates == (draft.text,)
+    assert drafter.draft("How is your day going?", "happy").text == draft.text  # greedy is deterministic
+    beams = drafter.draft("How is your day going?", "sad", num_candidates=3)
+    assert len(beams.candidates) == 3 and beams.text == beams.candidates[0]
+    assert len(drafter.draft("Hi", "fear", num_candidates=2, sampling=True).candidates) == 2
+    assert drafter.draft("Hi", None).emotion is None  # the no-emotion prompt
+
+
+def test_history_is_used_and_fitted(drafter):
+    prompt, _ = drafter.prompt("And you?", "happy", ["Hi!", "I ’ m fine ."])
+    assert prompt == 'emotion: happy | context: "Hi!" | "I\'m fine." | "And you?"'
+    long_history = ["word " * 100, "Hi!"]
+    prompt, truncated = drafter.prompt("And you?", "happy", long_history)
+    assert prompt == 'emotion: happy | context: "Hi!" | "And you?"' and not truncated
+
+
+def test_sweep_is_one_generate_call(drafter, monkeypatch):
+    calls = count_generate(monkeypatch, drafter.model)
+    replies = drafter.sweep("How is your day going?", history=["Hi!"])
+    assert list(replies) == list(EMOTIONS) and all(isinstance(r, str) for r in replies.values())
+    assert len(calls) == 1 and calls[0]["input_ids"].shape[0] == 7
+
+
+def test_compare_uses_the_same_prompt(drafter, monkeypatch):
+    calls = count_generate(monkeypatch, drafter.base_model)
+    result = drafter.compare("How is your day going?", "surprise")
+    assert isinstance(result, Comparison) and result.base_error is None and isinstance(result.base, str)
+    assert result.fine_tuned.emotion == "surprise"
+    expected = drafter.base_tokenizer(build_prompt("How is your day going?", "surprise"))["input_ids"]
+    assert calls[0]["input_ids"][0].tolist() == expected
+
+
+def test_base_model_unavailable_keeps_working(tiny_model_dir, tmp_path):
+    d = ReplyDrafter.from_pretrained(
+        tiny_model_dir, base_model=str(tmp_path / "no-base"), device="cpu", max_new_tokens=3
+    )
+    assert d.base_model is None and str(tmp_path / "no-base") in d.base_error
+    result = d.compare("Hi", "happy")
+    assert result.base is None and result.base_error == d.base_error and result.fine_tuned.text is not None
+    with pytest.raises(RuntimeError, match="no-base"):
+        d.generate(["x"], base=True)
+
+
+@pytest.mark.parametrize("message", ["", "   \n "])
+def test_empty_message(drafter, message):
+    with pytest.raises(ValueError, match="empty"):
+        drafter.draft(message, "happy")
+
+
+def test_long_message_is_truncated_and_reported(drafter):
+    draft = drafter.draft("blah " * 4000, "sad")  # 20,000 characters
+    assert draft.truncated
+    # Within the character budget but over 50 tokens: also reported.
+    assert drafter.draft("a b c d e f g h i j " * 10, "sad").truncated
+
+
+def test_emoji_and_non_latin_text(drafter):
+    prompt, truncated = drafter.prompt("Happy birthday 🎉🎂 誕生日おめでとう", "happy")
+    assert "🎉🎂 誕生日おめでとう" in prompt and not truncated
+    assert isinstance(drafter.draft("Привет 😀", "happy").text, str)
+
+
+def test_unknown_emotion_lists_valid_ones(drafter):
+    with pytest.raises(ValueError, match="valid emotions are: angry, disgust, fear, happy, sad, surprise, neutral"):
+        drafter.draft("Hi", "joyful")
+
+
+def test_missing_and_corrupt_model_folders(tiny_model_dir, tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(ModelLoadError, match=str(missing)):
+        ReplyDrafter.from_pretrained(missing)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelLoadError, match=f"{empty}.*config.json"):
+        ReplyDrafter.from_pretrained(empty)
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(tiny_model_dir, corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"not really weights")
+    with pytest.raises(ModelLoadError, match=str(corrupt)):
+        ReplyDrafter.from_pretrained(corrupt)

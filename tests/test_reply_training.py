@@ -1,0 +1,196 @@
+"""train_reply_t5.py, train_judge.py and evaluate_replies.py end to end on tiny synthetic DailyDialog."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emoreply.reply import ReplyDrafter
+from emoreply.reply.card import COLUMNS
+from emoreply.reply.judge import EmotionJudge
+from emoreply.training.common import sorted_checkpoints
+
+from .conftest import TINY_T5, load_script
+
+train_script = load_script("train/train_reply_t5.py")
+judge_script = load_script("train/train_judge.py")
+eval_script = load_script("train/evaluate_replies.py")
+
+
+def run(dailydialog_dir, output_dir, *extra: str):
+    return train_script.main(
+        [
+            "--dataset",
+            str(dailydialog_dir),
+            "--output_dir",
+            str(output_dir),
+            "--batch_size",
+            "8",
+            "--max_steps_per_epoch",
+            "3",
+            "--no_progress",
+            "--seed",
+            "1",
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "tiny_t5.json"
+    path.write_text(json.dumps(TINY_T5))
+    return path
+
+
+@pytest.fixture(scope="module")
+def scratch_run(dailydialog_dir, tiny_config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reply-scratch")
+    state = run(
+        dailydialog_dir,
+        out,
+        "--config_name",
+        str(tiny_config),
+        "--train_tokenizer",
+        "--vocab_size",
+        "150",
+        "--num_epochs",
+        "1",
+    )
+    return out, state
+
+
+def test_scratch_training_writes_a_loadable_model(scratch_run):
+    out, state = scratch_run
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "README.md",
+        "training_args.json",
+        "training_history.json",
+        "training_curves.png",
+        "test_results.json",
+    ):
+        assert (out / name).exists(), name
+    assert state.epoch == 1 and {"val_loss", "val_perplexity", "train_loss"} <= set(state.history[0])
+    config = json.loads((out / "config.json").read_text())
+    assert config["d_model"] == TINY_T5["d_model"] and config["vocab_size"] <= 150
+    assert "Prompt format" in (out / "README.md").read_text()
+    assert isinstance(ReplyDrafter.from_pretrained(out, device="cpu", max_new_tokens=3).draft("Hi", "happy").text, str)
+
+
+def test_fine_tuning_a_pretrained_folder_and_push_to_hub(dailydialog_dir, tiny_model_dir, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    uploaded: dict = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        uploaded["repo_id"] = repo_id
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, folder_path, repo_id, ignore_patterns=(), **kwargs):
+        # Fake only the network: record what would be uploaded at the time of the call.
+        uploaded["files"] = {p.name for p in __import__("pathlib").Path(folder_path).iterdir()}
+        uploaded["ignore"] = list(ignore_patterns)
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    out = tmp_path / "finetuned"
+    # A tiny random T5 in a folder stands in for the Hub id google-t5/t5-small.
+    run(
+        dailydialog_dir,
+        out,
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--num_epochs",
+        "1",
+        "--push_to_hub",
+        "--hub_model_id",
+        "someone/reply-test",
+    )
+    assert uploaded["repo_id"] == "someone/reply-test"
+    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= uploaded["files"]
+    assert "checkpoints/*" in uploaded["ignore"]
+    card = (out / "README.md").read_text()
+    assert "someone/reply-test" in card and f"base_model: {tiny_model_dir}" in card
+
+
+def test_resume_continues_from_the_last_epoch(dailydialog_dir, tiny_config, tmp_path):
+    out = tmp_path / "resume"
+    common = ("--config_name", str(tiny_config), "--train_tokenizer", "--vocab_size", "150")
+    run(dailydialog_dir, out, *common, "--num_epochs", "1")
+    tokenizer_before = (out / "tokenizer.json").read_text()
+    state = run(dailydialog_dir, out, *common, "--num_epochs", "2", "--resume_from_checkpoint", "latest")
+    assert [h["epoch"] for h in state.history] == [1, 2]  # epoch 1 came from the checkpoint
+    assert [p.name for p in sorted_checkpoints(out)] == ["epoch_1", "epoch_2"]
+    assert (out / "tokenizer.json").read_text() == tokenizer_before  # reused, not retrained
+
+
+def test_scratch_needs_a_tokenizer(tiny_config, tmp_path):
+    with pytest.raises(SystemExit):
+        train_script.parse_args(["--output_dir", str(tmp_path), "--config_name", str(tiny_config)])
+
+
+def test_presets_parse():
+    for preset in ("train/configs/reply_t5_small_scratch.json", "train/configs/reply_t5_small_finetune.json"):
+        args = train_script.parse_args(["--preset", preset, "--output_dir", "x"])
+        assert args.batch_size >= 16 and args.patience == 3
+    scratch = train_script.parse_args(["--preset", "train/configs/reply_t5_small_scratch.json", "--output_dir", "x"])
+    assert scratch.config_overrides["d_model"] == 256 and scratch.train_tokenizer and scratch.vocab_size == 8000
+
+
+def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tmp_path):
+    model_dir, _ = scratch_run
+    judge_dir = tmp_path / "judge"
+    judge_script.main(
+        ["--dataset", str(dailydialog_dir), "--output_dir", str(judge_dir), "--C", "1", "4", "--min_df", "1"]
+    )
+    judge = EmotionJudge.load(judge_dir)
+    assert {"accuracy", "macro_f1", "C"} <= set(judge.metrics)
+    assert set(judge.predict(["I ’ m so happy for you !", "Where is the station ?"])) <= set(judge.classes)
+
+    out = tmp_path / "eval"
+    results = eval_script.main(
+        [
+            "--model",
+            str(model_dir),
+            "--judge",
+            str(judge_dir),
+            "--dataset",
+            str(dailydialog_dir),
+            "--base_model",
+            str(model_dir),
+            "--max_eval_samples",
+            "12",
+            "--max_sweep_samples",
+            "2",
+            "--batch_size",
+            "8",
+            "--max_new_tokens",
+            "4",
+            "--output_dir",
+            str(out),
+            "--no_progress",
+            "--update_card",
+        ]
+    )
+    saved = json.loads((out / "eval_results.json").read_text())
+    assert saved["num_pairs"] == 12 and saved["num_sweep_contexts"] == 2
+    assert set(saved["rows"]) == {"fine_tuned", "no_emotion", "base"}
+    for key, row in saved["rows"].items():
+        assert {k for k, _, _ in COLUMNS} <= set(row), key
+    assert saved["rows"]["no_emotion"]["controllability"] is None
+    assert set(saved["rows"]["fine_tuned"]["controllability_per_emotion"]) == set(judge.classes) | {
+        "angry",
+        "disgust",
+        "fear",
+        "happy",
+        "sad",
+        "surprise",
+        "neutral",
+    }
+    assert "| fine-tuned |" in (out / "eval_results.md").read_text()
+    assert results["rows"] == saved["rows"]
+    assert "| fine-tuned |" in (model_dir / "README.md").read_text()  # --update_card refreshed the card
