@@ -36,6 +36,16 @@ def face_rgb() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def two_faces(face_rgb) -> np.ndarray:
+    """The astronaut's head (300x300, face ~95 px) beside a 2/3-size copy: two faces, (300, 520, 3)."""
+    head = face_rgb[0:300, 75:375]
+    canvas = np.full((300, 520, 3), 200, np.uint8)
+    canvas[:, :300] = head
+    canvas[50:250, 310:510] = np.asarray(Image.fromarray(head).resize((200, 200)))
+    return canvas
+
+
+@pytest.fixture(scope="session")
 def tiny_emotion_model_dir(tmp_path_factory) -> Path:
     """A small random emotion CNN saved with its processor, as from_pretrained expects."""
     from emoreply import EmotionCNNConfig, EmotionCNNForImageClassification, EmotionCNNImageProcessor

@@ -1,0 +1,112 @@
+"""app.py handlers on real-looking inputs and bad inputs (no browser: the handlers are pure functions)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import app
+from emoreply import DISPLAY_NAMES, EMOTIONS
+from emoreply.reader import EmotionReader
+from emoreply.reply import ReplyDrafter
+
+
+@pytest.fixture(scope="module")
+def models(tiny_emotion_model_dir, tiny_model_dir) -> app.Models:
+    return app.Models(
+        EmotionReader.from_pretrained(tiny_emotion_model_dir),
+        ReplyDrafter.from_pretrained(tiny_model_dir, base_model=str(tiny_model_dir)),
+    )
+
+
+def test_load_models_works_offline_and_reports_the_missing_base(tiny_emotion_model_dir, tiny_model_dir):
+    models = app.load_models(str(tiny_emotion_model_dir), str(tiny_model_dir), "google-t5/t5-small")
+    assert models.drafter.base_model is None and "base" in models.drafter.base_error.lower()
+    base, tuned, draft, notice = app.draft_replies(models, "How is your day going?", "happy", None, "")
+    assert base.startswith("(base model unavailable)") and tuned == draft
+    assert app.load_models(str(tiny_emotion_model_dir), str(tiny_model_dir), "none").drafter.base_error is None
+
+
+def test_read_face_boxes_the_face_and_gives_all_seven_probabilities(models, face_rgb):
+    preview, probs, status, detected = app.read_face(models, face_rgb)
+    assert preview.shape == face_rgb.shape and not np.array_equal(preview, face_rgb)  # the box is drawn
+    assert set(probs) == {DISPLAY_NAMES[e] for e in EMOTIONS}
+    assert detected in EMOTIONS and DISPLAY_NAMES[detected] in status
+
+
+def test_read_face_without_a_face_or_picture_says_so(models):
+    _, probs, status, detected = app.read_face(models, np.full((480, 640, 3), 120, np.uint8))
+    assert probs == {} and detected is None and "No face found" in status
+    _, _, status, detected = app.read_face(models, None)
+    assert detected is None and "No picture yet" in status
+
+
+def test_read_face_with_several_faces_uses_the_largest(models, two_faces):
+    _, _, status, _ = app.read_face(models, two_faces)
+    assert "faces found; using the largest" in status
+
+
+def test_read_face_with_a_huge_or_broken_image_gives_a_message(models):
+    huge = np.broadcast_to(np.uint8(0), (10_000, 10_000, 3))
+    preview, probs, status, detected = app.read_face(models, huge)
+    assert preview is None and probs == {} and detected is None and "limit" in status
+    _, _, status, _ = app.read_face(models, np.zeros((10,), np.uint8))
+    assert status.startswith("⚠️")
+
+
+def test_emotion_choice_and_fallback():
+    assert app.emotion_in_use("sad", "happy")[0] == "sad"
+    assert app.emotion_in_use(app.FACE, "happy")[0] == "happy"
+    emotion, why = app.emotion_in_use(app.FACE, None)
+    assert emotion == app.NO_FACE_FALLBACK and "No face read" in why
+
+
+def test_draft_replies_side_by_side(models):
+    base, tuned, draft, notice = app.draft_replies(models, "How is your day going?", app.FACE, "happy", "Hi!\nHello.")
+    assert isinstance(base, str) and isinstance(tuned, str) and draft == tuned
+    assert "read from your face" in notice and "Happy" in notice
+
+
+@pytest.mark.parametrize("message", ["", "   \n "])
+def test_empty_message_prompts_for_one(models, message):
+    base, tuned, draft, notice = app.draft_replies(models, message, "happy", None, "")
+    assert (base, tuned, draft) == ("", "", "") and "empty" in notice
+
+
+def test_huge_emoji_and_non_latin_messages(models):
+    *_, notice = app.draft_replies(models, "word " * 4000, "sad", None, "")
+    assert "only its beginning was read" in notice
+    for message in ("🎉🎉 we did it!! 🥳", "お元気ですか？", "Как дела?", "مرحبا"):
+        base, tuned, draft, notice = app.draft_replies(models, message, "surprise", None, None)
+        assert not notice.startswith("⚠️") and draft == tuned
+
+
+def test_sweep_gives_one_reply_per_emotion(models):
+    rows, notice = app.sweep_replies(models, "I got the job!!", "")
+    assert [r[0] for r in rows] == [DISPLAY_NAMES[e] for e in EMOTIONS] and notice == ""
+    rows, notice = app.sweep_replies(models, "", "")
+    assert rows == [] and "empty" in notice
+
+
+def test_live_mode_smooths_over_frames_and_survives_no_face(models, face_rgb):
+    label, status, state, detected = app.live_step(models, face_rgb, None)
+    assert detected in EMOTIONS and state and set(label) == {DISPLAY_NAMES[e] for e in EMOTIONS}
+    flipped = face_rgb[:, ::-1].copy()
+    reading = models.reader.read(flipped)
+    _, _, state2, _ = app.live_step(models, flipped, state)
+    for e in EMOTIONS:  # exponential moving average of the two frames
+        expected = (1 - app.LIVE_SMOOTHING) * state[e] + app.LIVE_SMOOTHING * reading.probabilities[e]
+        assert state2[e] == pytest.approx(expected)
+    _, status, state3, detected3 = app.live_step(models, np.zeros((240, 320, 3), np.uint8), state2)
+    assert state3 is state2 and "No face" in status and detected3 == max(state2, key=state2.get)
+
+
+def test_history_keeps_the_last_turns():
+    assert app.parse_history("a\n\n b \nc\nd\ne\nf") == ["c", "d", "e", "f"]
+    assert app.parse_history(None) == []
+
+
+def test_build_demo_wires_the_api(models):
+    demo = app.build_demo(models)
+    names = {d.api_name for d in demo.fns.values()}
+    assert {"read_face", "draft", "sweep", "live"} <= names
