@@ -1,6 +1,6 @@
 """Emotion reader speed: CNN latency and throughput, face detection, training throughput.
 
-    python bench/bench_emotion.py [--model emoreply/pretrained/emotion-cnn] [--quick]
+python bench/bench_emotion.py [--model emoreply/pretrained/emotion-cnn] [--quick]
 """
 
 from __future__ import annotations
@@ -40,14 +40,23 @@ def cnn_rows(reader: EmotionReader, repeat: int) -> list[dict]:
     rows.append({"name": "CNN batch 1, eager (autograd on), no TTA", **base, "baseline": True})
     with torch.inference_mode():
         fast = measure(lambda: model(x1), repeat=repeat)
-        rows.append({"name": "CNN batch 1, inference_mode, no TTA", **fast, "ratio": base["median_ms"] / fast["median_ms"]})
+        rows.append(
+            {"name": "CNN batch 1, inference_mode, no TTA", **fast, "ratio": base["median_ms"] / fast["median_ms"]}
+        )
         config.test_time_flip = True
         tta = measure(lambda: model(x1), repeat=repeat)
-        rows.append({"name": "CNN batch 1, inference_mode, mirror TTA (default)", **tta,
-                     "ratio": base["median_ms"] / tta["median_ms"], "note": "2 views in one pass"})
+        rows.append(
+            {
+                "name": "CNN batch 1, inference_mode, mirror TTA (default)",
+                **tta,
+                "ratio": base["median_ms"] / tta["median_ms"],
+                "note": "2 views in one pass",
+            }
+        )
         big = measure(lambda: model(x256), warmup=2, repeat=max(5, repeat // 5))
-        rows.append({"name": "CNN batch 256, mirror TTA", **big,
-                     "note": f"{256 / big['median_ms'] * 1000:.0f} faces/s"})
+        rows.append(
+            {"name": "CNN batch 256, mirror TTA", **big, "note": f"{256 / big['median_ms'] * 1000:.0f} faces/s"}
+        )
     config.test_time_flip = flip
     return rows
 
@@ -80,8 +89,13 @@ def training_rows(steps: int) -> list[dict]:
 
     r = measure(step, warmup=3, repeat=steps)
     ips = 64 / r["median_ms"] * 1000
-    return [{"name": "training step, batch 64 (augment + fwd + bwd + AdamW)", **r,
-             "note": f"{ips:.0f} images/s, {25838 / ips:.0f} s/epoch on 25,838 images"}]
+    return [
+        {
+            "name": "training step, batch 64 (augment + fwd + bwd + AdamW)",
+            **r,
+            "note": f"{ips:.0f} images/s, {25838 / ips:.0f} s/epoch on 25,838 images",
+        }
+    ]
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -31,5 +31,7 @@ def table(rows: list[dict], title: str) -> str:
     ]
     for r in rows:
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "baseline" if r.get("baseline") else ""
-        lines.append(f"| {r['name']} | {r['median_ms']:.2f} ms | {r['p95_ms']:.2f} ms | {ratio} | {r.get('note', '')} |")
+        lines.append(
+            f"| {r['name']} | {r['median_ms']:.2f} ms | {r['p95_ms']:.2f} ms | {ratio} | {r.get('note', '')} |"
+        )
     return "\n".join(lines)

@@ -138,9 +138,12 @@ def write_emotion_card(
     processor = json.loads((output_dir / "preprocessor_config.json").read_text())
     from .emotion_cnn import EmotionCNNConfig, EmotionCNNForImageClassification
 
-    params = sum(p.numel() for p in EmotionCNNForImageClassification(EmotionCNNConfig(**{
-        k: config[k] for k in ("channels", "hidden_size", "image_size", "num_channels")
-    })).parameters())
+    params = sum(
+        p.numel()
+        for p in EmotionCNNForImageClassification(
+            EmotionCNNConfig(**{k: config[k] for k in ("channels", "hidden_size", "image_size", "num_channels")})
+        ).parameters()
+    )
     tta, plain = results["tta_flip"], results["no_tta"]
     rows = "\n".join(
         f"| {DISPLAY_NAMES[e]} | {m['recall']:.1%} | {m['precision']:.1%} | {m['f1']:.3f} | {m['support']} |"
@@ -150,16 +153,33 @@ def write_emotion_card(
     text = EMOTION_CARD.format(
         name="emoreply-emotion-cnn",
         repo=repo or args.hub_model_id or "emoreply/emotion-cnn-fer2013",
-        acc=tta["accuracy"], acc_plain=plain["accuracy"], f1=tta["macro_f1"], f1_plain=plain["macro_f1"],
-        params=params, emotions=", ".join(EMOTIONS), n_test=results["num_test_images"], per_class=rows,
-        best_val=state.best_metric, best_epoch=state.best_epoch, epochs_run=len(history),
+        acc=tta["accuracy"],
+        acc_plain=plain["accuracy"],
+        f1=tta["macro_f1"],
+        f1_plain=plain["macro_f1"],
+        params=params,
+        emotions=", ".join(EMOTIONS),
+        n_test=results["num_test_images"],
+        per_class=rows,
+        best_val=state.best_metric,
+        best_epoch=state.best_epoch,
+        epochs_run=len(history),
         ips=sum(h["train_images_per_second"] for h in history) / len(history),
         epoch_s=sum(h["epoch_seconds"] for h in history) / len(history),
-        margin=processor["face_margin"], val_pct=args.val_fraction, weighting=args.class_weighting,
+        margin=processor["face_margin"],
+        val_pct=args.val_fraction,
+        weighting=args.class_weighting,
         focal=f", focal loss gamma {args.gamma:g}" if args.gamma else "",
-        optimizer=args.optimizer.upper() if args.optimizer == "sgd" else "AdamW", lr=args.learning_rate,
-        wd=args.weight_decay, bs=args.batch_size, warmup=args.warmup_ratio, max_epochs=args.num_epochs,
-        patience=args.patience, aug=args.augment_strength, conv_do=args.conv_dropout, fc_do=args.fc_dropout,
+        optimizer=args.optimizer.upper() if args.optimizer == "sgd" else "AdamW",
+        lr=args.learning_rate,
+        wd=args.weight_decay,
+        bs=args.batch_size,
+        warmup=args.warmup_ratio,
+        max_epochs=args.num_epochs,
+        patience=args.patience,
+        aug=args.augment_strength,
+        conv_do=args.conv_dropout,
+        fc_do=args.fc_dropout,
     )
     path = output_dir / "README.md"
     path.write_text(text)

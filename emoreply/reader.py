@@ -71,9 +71,14 @@ class EmotionReader:
             if i not in found:
                 readings.append(EmotionReading(face_found=False))
                 continue
-            p = dict(zip((self.model.config.id2label[k] for k in range(len(EMOTIONS))), next(row)))
-            readings.append(EmotionReading(
-                face_found=True, box=tuple(inputs["face_boxes"][i]), num_faces=inputs["num_faces"][i],
-                probabilities=p, emotion=max(p, key=p.get),
-            ))
+            p = dict(zip((self.model.config.id2label[k] for k in range(len(EMOTIONS))), next(row), strict=True))
+            readings.append(
+                EmotionReading(
+                    face_found=True,
+                    box=tuple(inputs["face_boxes"][i]),
+                    num_faces=inputs["num_faces"][i],
+                    probabilities=p,
+                    emotion=max(p, key=p.get),
+                )
+            )
         return readings

@@ -68,8 +68,7 @@ def fer_folder(tmp_path_factory) -> Path:
         labels = [i % 7 for i in range(n)]
         # Class-dependent brightness makes the task learnable, so metrics are not all chance.
         images = [
-            Image.fromarray(np.clip(rng.normal(30 * c + 40, 20, (48, 48)), 0, 255).astype(np.uint8))
-            for c in labels
+            Image.fromarray(np.clip(rng.normal(30 * c + 40, 20, (48, 48)), 0, 255).astype(np.uint8)) for c in labels
         ]
         ds = datasets.Dataset.from_dict({"image": images, "label": labels})
         ds.cast_column("image", datasets.Image()).to_parquet(str(folder / f"{split}.parquet"))

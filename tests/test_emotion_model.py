@@ -70,7 +70,11 @@ def test_class_weights_and_focal_loss_change_the_loss():
     base = EmotionCNNForImageClassification(EmotionCNNConfig(channels=[4, 8, 8], hidden_size=16)).eval()
     state = base.state_dict()
     losses = {}
-    for name, extra in {"plain": {}, "weighted": {"class_weights": [5, 1, 1, 1, 1, 1, 1]}, "focal": {"focal_gamma": 2.0}}.items():
+    for name, extra in {
+        "plain": {},
+        "weighted": {"class_weights": [5, 1, 1, 1, 1, 1, 1]},
+        "focal": {"focal_gamma": 2.0},
+    }.items():
         model = EmotionCNNForImageClassification(EmotionCNNConfig(channels=[4, 8, 8], hidden_size=16, **extra)).eval()
         model.load_state_dict(state)
         losses[name] = model(x, labels=y).loss.item()
@@ -94,10 +98,18 @@ def test_eval_mode_averages_the_mirror_image():
 def test_save_and_load_roundtrip_uses_safetensors_and_auto_classes(tiny_emotion_model_dir):
     files = {p.name for p in tiny_emotion_model_dir.iterdir()}
     assert "model.safetensors" in files and not files & {"pytorch_model.bin", "model.bin"}
-    assert {"configuration_emotion_cnn.py", "modeling_emotion_cnn.py", "image_processing_emotion_cnn.py", "labels.py"} <= files
+    assert {
+        "configuration_emotion_cnn.py",
+        "modeling_emotion_cnn.py",
+        "image_processing_emotion_cnn.py",
+        "labels.py",
+    } <= files
     config = json.loads((tiny_emotion_model_dir / "config.json").read_text())
     assert config["auto_map"]["AutoModelForImageClassification"].startswith("modeling_emotion_cnn.")
-    assert "AutoImageProcessor" in json.loads((tiny_emotion_model_dir / "preprocessor_config.json").read_text())["auto_map"]
+    assert (
+        "AutoImageProcessor"
+        in json.loads((tiny_emotion_model_dir / "preprocessor_config.json").read_text())["auto_map"]
+    )
     model = AutoModelForImageClassification.from_pretrained(tiny_emotion_model_dir)
     again = EmotionCNNForImageClassification.from_pretrained(tiny_emotion_model_dir)
     assert isinstance(model, EmotionCNNForImageClassification)
@@ -134,6 +146,8 @@ def test_hub_code_loads_without_emoreply_installed(tiny_emotion_model_dir, tmp_p
         print(model.eval()(inputs["pixel_values"]).logits.shape, inputs["face_boxes"])
     """)
     env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "torch.Size([1, 7])" in result.stdout

@@ -65,7 +65,11 @@ def test_every_pil_mode_is_accepted(face_rgb, mode):
     image = Image.fromarray(face_rgb)
     if mode in ("I;16", "I", "F"):
         gray = np.asarray(image.convert("L")).astype(np.float32)
-        image = Image.fromarray((gray * 257).astype(np.uint16)).convert(mode) if mode != "F" else Image.fromarray(gray / 255)
+        image = (
+            Image.fromarray((gray * 257).astype(np.uint16)).convert(mode)
+            if mode != "F"
+            else Image.fromarray(gray / 255)
+        )
     else:
         image = image.convert(mode)
     out = processor(image, return_face_boxes=True)

@@ -16,17 +16,42 @@ train_script = load_script("train/train_emotion_cnn.py")
 
 
 def run(fer_folder, output_dir, *extra: str) -> None:
-    train_script.main([
-        "--dataset", str(fer_folder), "--output_dir", str(output_dir), "--batch_size", "16",
-        "--channels", "4", "8", "8", "--hidden_size", "16", "--no_progress", "--seed", "1", *extra,
-    ])
+    train_script.main(
+        [
+            "--dataset",
+            str(fer_folder),
+            "--output_dir",
+            str(output_dir),
+            "--batch_size",
+            "16",
+            "--channels",
+            "4",
+            "8",
+            "8",
+            "--hidden_size",
+            "16",
+            "--no_progress",
+            "--seed",
+            "1",
+            *extra,
+        ]
+    )
 
 
 def test_training_writes_a_loadable_model_report_plots_and_card(fer_folder, tmp_path):
     out = tmp_path / "run"
     run(fer_folder, out, "--num_epochs", "2", "--preset", "train/configs/emotion_cnn.json")
-    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "README.md", "eval_results.json",
-                 "confusion_matrix.png", "training_curves.png", "training_args.json", "modeling_emotion_cnn.py"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "preprocessor_config.json",
+        "README.md",
+        "eval_results.json",
+        "confusion_matrix.png",
+        "training_curves.png",
+        "training_args.json",
+        "modeling_emotion_cnn.py",
+    ):
         assert (out / name).exists(), name
     args = json.loads((out / "training_args.json").read_text())
     assert args["num_epochs"] == 2 and args["class_weighting"] == "sqrt_inverse"  # flag beats preset
@@ -57,7 +82,7 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(fer_folder, tmp_path):
     assert [h["epoch"] for h in state["history"]] == [1, 2, 3]
     straight_state = json.loads((sorted_checkpoints(straight)[-1] / "trainer_state.json").read_text())
     # Same seed, same data order and augmentations: the resumed run retraces the straight one.
-    for a, b in zip(state["history"], straight_state["history"]):
+    for a, b in zip(state["history"], straight_state["history"], strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
         assert a["val_accuracy"] == pytest.approx(b["val_accuracy"], abs=1e-6)
 

@@ -70,9 +70,7 @@ class EmotionCNNConfig(PreTrainedConfig):
         self.test_time_flip = test_time_flip
         super().__init__(**kwargs)
         if class_weights is not None and len(class_weights) != self.num_labels:
-            raise ValueError(
-                f"class_weights has {len(class_weights)} entries but there are {self.num_labels} labels"
-            )
+            raise ValueError(f"class_weights has {len(class_weights)} entries but there are {self.num_labels} labels")
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
 
     @property

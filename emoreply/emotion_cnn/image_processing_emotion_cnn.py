@@ -135,7 +135,7 @@ class EmotionCNNImageProcessor(BaseImageProcessor):
         )
         boxes = [
             (round(x / scale), round(y / scale), round((x + bw) / scale), round((y + bh) / scale))
-            for (x, y, bw, bh), score in zip(found if len(found) else [], np.ravel(scores))
+            for (x, y, bw, bh), score in zip(found if len(found) else [], np.ravel(scores), strict=True)
             if score >= self.min_face_score
         ]
         return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
@@ -216,9 +216,7 @@ class EmotionCNNImageProcessor(BaseImageProcessor):
             boxes.append(box)
             counts.append(count)
         pixel_values = self.normalize_faces(np.stack(faces))
-        data: dict[str, Any] = {
-            "pixel_values": pixel_values.numpy() if return_tensors == "np" else pixel_values
-        }
+        data: dict[str, Any] = {"pixel_values": pixel_values.numpy() if return_tensors == "np" else pixel_values}
         if return_face_boxes:
             data.update(face_found=[b is not None for b in boxes], face_boxes=boxes, num_faces=counts)
         return BatchFeature(data=data, tensor_type=None)

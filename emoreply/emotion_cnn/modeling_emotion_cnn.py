@@ -76,9 +76,8 @@ class EmotionCNNForImageClassification(EmotionCNNPreTrainedModel):
     def __init__(self, config: EmotionCNNConfig) -> None:
         super().__init__(config)
         widths = [config.num_channels, *config.channels]
-        self.features = nn.Sequential(
-            *(ConvBlock(c_in, c_out, config) for c_in, c_out in zip(widths[:-1], widths[1:]))
-        )
+        blocks = [ConvBlock(c_in, c_out, config) for c_in, c_out in zip(widths[:-1], widths[1:], strict=True)]
+        self.features = nn.Sequential(*blocks)  # (B, 1, 48, 48) -> (B, 80, 6, 6)
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(config.flat_features, config.hidden_size),

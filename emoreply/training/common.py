@@ -46,7 +46,9 @@ class TrainerState:
         self.epoch = metrics["epoch"]
         self.history.append(metrics)
         value = metrics[key]
-        improved = self.best_metric is None or (value > self.best_metric if greater_is_better else value < self.best_metric)
+        improved = self.best_metric is None or (
+            value > self.best_metric if greater_is_better else value < self.best_metric
+        )
         if improved:
             self.best_metric, self.best_epoch, self.bad_epochs = value, self.epoch, 0
         else:

@@ -47,12 +47,16 @@ def test_report(
     output_dir = Path(output_dir)
     results = {}
     for name, flip in (("tta_flip", True), ("no_tta", False)):
-        results[name] = classification_report(labels.tolist(), predict(model, processor, images, test_time_flip=flip).tolist(), EMOTIONS)
+        results[name] = classification_report(
+            labels.tolist(), predict(model, processor, images, test_time_flip=flip).tolist(), EMOTIONS
+        )
     results["num_test_images"] = len(labels)
     (output_dir / "eval_results.json").write_text(json.dumps(results, indent=1) + "\n")
     best = results["tta_flip"]
     plot_confusion_matrix(
-        best["confusion_matrix"], EMOTIONS, output_dir / "confusion_matrix.png",
+        best["confusion_matrix"],
+        EMOTIONS,
+        output_dir / "confusion_matrix.png",
         f"FER-2013 test: accuracy {best['accuracy']:.1%}, macro-F1 {best['macro_f1']:.3f}",
     )
     return results

@@ -24,7 +24,7 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int], labels: 
         "macro_f1": float(f1.mean()),
         "per_class": {
             name: {"recall": float(r), "precision": float(p), "f1": float(f), "support": int(s)}
-            for name, r, p, f, s in zip(labels, recall, precision, f1, support)
+            for name, r, p, f, s in zip(labels, recall, precision, f1, support, strict=True)
         },
         "confusion_matrix": cm.tolist(),
     }
@@ -53,8 +53,15 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], labels: Sequence[str], pa
     ax.set_title(title)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n({int(cm[i, j])})", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}\n({int(cm[i, j])})",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -66,7 +73,7 @@ def plot_curves(history: list[dict], keys: Sequence[Sequence[str]], path: str | 
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
     epochs = [h["epoch"] for h in history]
-    for ax, group in zip(axes[0], keys):
+    for ax, group in zip(axes[0], keys, strict=True):
         for key in group:
             ax.plot(epochs, [h.get(key) for h in history], marker="o", markersize=3, label=key)
         ax.set_xlabel("epoch")
