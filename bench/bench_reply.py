@@ -1,0 +1,91 @@
+"""Reply drafter speed: one reply and a 7-emotion sweep, bundled responder and a t5-small-sized model.
+
+    python bench/bench_reply.py [--model emoreply/pretrained/reply-t5] [--quick]
+
+The t5-small-sized model has random weights (the real ones need the Hub) and is forced to
+generate exactly 20 new tokens, so its cost is that of a full-length reply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import measure, table  # noqa: E402
+
+from emoreply.reply import DEFAULT_REPLY_MODEL_PATH, ReplyDrafter  # noqa: E402
+
+MESSAGE = "How is your day going? I heard you had a job interview this morning."
+
+
+def t5_small_sized(tokenizer_dir: str) -> ReplyDrafter:
+    """google-t5/t5-small's shape (60.5M parameters, 32k vocabulary) with random weights."""
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = T5Config(
+        vocab_size=32128,
+        d_model=512,
+        d_kv=64,
+        d_ff=2048,
+        num_layers=6,
+        num_heads=8,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+    return ReplyDrafter(T5ForConditionalGeneration(config), AutoTokenizer.from_pretrained(tokenizer_dir))
+
+
+def rows_for(name: str, drafter: ReplyDrafter, repeat: int, fixed_length: bool) -> list[dict]:
+    # min_new_tokens pins the length so random weights cost as much as a real 20-token reply.
+    extra = {"min_new_tokens": drafter.max_new_tokens} if fixed_length else {}
+    prompt, _ = drafter.prompt(MESSAGE, "happy")
+    prompts = [drafter.prompt(MESSAGE, e)[0] for e in drafter.emotions]
+    one = measure(lambda: drafter.generate([prompt], **extra), warmup=3, repeat=repeat)
+    seven = measure(lambda: drafter.generate(prompts, batch_size=7, **extra), warmup=2, repeat=max(3, repeat // 2))
+    sequential = measure(
+        lambda: [drafter.generate([p], **extra) for p in prompts], warmup=1, repeat=max(3, repeat // 4)
+    )
+    return [
+        {"name": f"{name}: one reply (greedy, ≤20 new tokens)", **one, "baseline": True},
+        {
+            "name": f"{name}: 7-emotion sweep, one batched generate",
+            **seven,
+            "ratio": seven["median_ms"] / one["median_ms"],
+            "note": f"{sequential['median_ms'] / seven['median_ms']:.1f}x faster than 7 calls",
+        },
+    ]
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default=str(DEFAULT_REPLY_MODEL_PATH))
+    parser.add_argument(
+        "--t5_tokenizer",
+        default="../shared/models/t5-small-tokenizer",
+        help="the real t5-small tokenizer (32k vocabulary) for the t5-small-sized model",
+    )
+    parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")
+    args = parser.parse_args(argv)
+    repeat = 3 if args.quick else 30
+    bundled = ReplyDrafter.from_pretrained(args.model)
+    rows = rows_for("bundled responder", bundled, repeat, fixed_length=False)
+    rows += rows_for(
+        "t5-small-sized (random)", t5_small_sized(args.t5_tokenizer), max(3, repeat // 2), fixed_length=True
+    )
+    out = table(
+        rows,
+        f"Reply drafter, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        "'vs baseline' = time relative to one reply",
+    )
+    print(out)
+    return out
+
+
+if __name__ == "__main__":
+    main()

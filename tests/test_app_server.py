@@ -1,0 +1,155 @@
+"""app.py served for real: the HTTP API through gradio_client, and the page in headless Chromium.
+
+The app is launched in-process on 127.0.0.1 (a free port) with the tiny fixture models. The browser
+test drives Debian's /usr/bin/chromium through the `playwright` package, with a fake webcam that
+plays a .y4m video made from the astronaut photo; it is skipped (saying why) when either is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import app
+from emoreply import DISPLAY_NAMES, EMOTIONS
+from emoreply.reader import EmotionReader
+from emoreply.reply import ReplyDrafter
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from the test server
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+MESSAGE = "How is your day going?"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_emotion_model_dir, tiny_model_dir):
+    """The app on http://127.0.0.1:<free port>/; the tiny T5 also stands in for the base model."""
+    models = app.Models(
+        EmotionReader.from_pretrained(tiny_emotion_model_dir),
+        ReplyDrafter.from_pretrained(tiny_model_dir, base_model=str(tiny_model_dir)),
+    )
+    demo = app.build_demo(models)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server, verbose=False)
+
+
+# ---------------------------------------------------------------- HTTP API (gradio_client)
+# gr.State inputs (the detected emotion) are not part of the API: /draft takes (message, choice, history).
+
+
+def test_api_draft_returns_both_drafts_and_the_emotion_used(client):
+    base, tuned, draft, notice = client.predict(MESSAGE, "happy", "", api_name="/draft")
+    assert isinstance(base, str) and base and isinstance(tuned, str) and tuned and draft == tuned
+    assert "Happy" in notice and "chosen by you" in notice
+
+
+def test_api_draft_with_an_empty_message_returns_the_notice(client):
+    base, tuned, draft, notice = client.predict("   ", "sad", "", api_name="/draft")
+    assert (base, tuned, draft) == ("", "", "") and notice.startswith("⚠️") and "empty" in notice
+
+
+def test_api_sweep_gives_one_row_per_emotion(client):
+    table, notice = client.predict(MESSAGE, "Hi!\nHello.", api_name="/sweep")
+    rows = table["data"]
+    assert notice == "" and len(rows) == 7
+    assert [r[0] for r in rows] == [DISPLAY_NAMES[e] for e in EMOTIONS] and all(r[1] for r in rows)
+
+
+def test_api_read_face_from_an_uploaded_jpeg(client, face_rgb, tmp_path):
+    from gradio_client import handle_file
+
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(face_rgb).save(photo, quality=90)
+    preview, label, status = client.predict(handle_file(str(photo)), api_name="/read_face")
+    assert Path(preview).is_file() and Image.open(preview).size == (512, 512)
+    confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
+    assert set(confidences) == {DISPLAY_NAMES[e] for e in EMOTIONS}
+    assert sum(confidences.values()) == pytest.approx(1, abs=1e-3)
+    assert label["label"] in confidences and status.startswith("Detected:") and label["label"] in status
+
+
+# ---------------------------------------------------------------- a real browser (headless Chromium)
+
+
+def write_y4m(path: Path, rgb: np.ndarray, frames: int = 5, width: int = 640, height: int = 480) -> Path:
+    """A fake-camera video: the photo centred on grey, as 4:2:0 YCbCr (JPEG range) Y4M frames."""
+    canvas = Image.new("RGB", (width, height), (128, 128, 128))
+    side = min(width, height)
+    canvas.paste(Image.fromarray(rgb).resize((side, side)), ((width - side) // 2, (height - side) // 2))
+    y, cb, cr = canvas.convert("YCbCr").split()
+    half = (width // 2, height // 2)
+    frame = b"FRAME\n" + y.tobytes() + cb.resize(half).tobytes() + cr.resize(half).tobytes()
+    path.write_bytes(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode() + frame * frames)
+    return path
+
+
+def test_y4m_has_the_right_size(tmp_path, face_rgb):
+    path = write_y4m(tmp_path / "face.y4m", face_rgb, frames=3)
+    header, _, body = path.read_bytes().partition(b"\n")
+    assert header.startswith(b"YUV4MPEG2 W640 H480") and len(body) == 3 * (6 + 640 * 480 * 3 // 2)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+def test_browser_snapshot_then_draft(server, face_rgb, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
+    video = write_y4m(tmp_path / "face.y4m", face_rgb)
+    args = [
+        "--no-sandbox", "--headless", "--disable-gpu",
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+    ]  # fmt: skip
+    start = time.monotonic()
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(20_000)
+            page.goto(server)
+            # Gradio 6's webcam: "Click to Access Webcam" opens the stream, then the "capture photo" button.
+            access = page.get_by_role("button", name="Click to Access Webcam").first
+            access.wait_for()
+            access.click()
+            page.locator('button[aria-label="capture photo"]').first.click()
+            page.get_by_text("Detected:").wait_for()
+            page.get_by_label("Message you received").fill(MESSAGE)
+            page.get_by_role("button", name="Draft reply").click()
+            base, tuned = page.get_by_label("Base T5"), page.get_by_label("Fine-tuned T5 (emoreply)")
+            page.wait_for_function(
+                "els => els.every(e => e.value.trim().length > 0)", arg=[base.element_handle(), tuned.element_handle()]
+            )
+            page.get_by_text("read from your face").wait_for()
+            status = page.get_by_text("Detected:").inner_text()
+            label = page.locator("[data-testid='label-output-value']").first.inner_text()
+            values = base.input_value(), tuned.input_value(), page.get_by_label("Your draft").input_value()
+        finally:
+            artifacts = ROOT / "artifacts"
+            artifacts.mkdir(exist_ok=True)
+            page.screenshot(path=str(artifacts / "app_browser.png"), full_page=True)
+            browser.close()
+    assert "%" in status and any(DISPLAY_NAMES[e] in status for e in EMOTIONS)
+    assert any(DISPLAY_NAMES[e] in label for e in EMOTIONS), label
+    assert all(v.strip() for v in values) and values[1] == values[2]
+    assert time.monotonic() - start < 60
