@@ -41,10 +41,13 @@ class Models:
     drafter: ReplyDrafter
 
 
-def load_models(emotion_model: str | None = None, reply_model: str | None = None, base_model: str | None = None) -> Models:
+def load_models(
+    emotion_model: str | None = None, reply_model: str | None = None, base_model: str | None = None
+) -> Models:
     """Bundled models by default; a base model that cannot be loaded (offline) is reported, not fatal."""
     base = None if (base_model or "").lower() in ("", "none") else base_model
-    return Models(EmotionReader.from_pretrained(emotion_model), ReplyDrafter.from_pretrained(reply_model, base_model=base))
+    reader = EmotionReader.from_pretrained(emotion_model)
+    return Models(reader, ReplyDrafter.from_pretrained(reply_model, base_model=base))
 
 
 # ---------------------------------------------------------------- handlers (pure functions)
@@ -98,7 +101,9 @@ def parse_history(text: str | None, max_turns: int = 4) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()][-max_turns:]
 
 
-def draft_replies(models: Models, message: str, choice: str, detected: str | None, history: str | None) -> tuple[str, str, str, str]:
+def draft_replies(
+    models: Models, message: str, choice: str, detected: str | None, history: str | None
+) -> tuple[str, str, str, str]:
     """(base draft, fine-tuned draft, editable draft, notice) for the message in the chosen emotion."""
     emotion, source = emotion_in_use(choice, detected)
     try:
@@ -121,7 +126,9 @@ def sweep_replies(models: Models, message: str, history: str | None) -> tuple[li
     return [[DISPLAY_NAMES[e], replies[e]] for e in EMOTIONS], ""
 
 
-def live_step(models: Models, frame: np.ndarray | None, smoothed: dict[str, float] | None) -> tuple[dict[str, float], str, dict[str, float] | None, str | None]:
+def live_step(
+    models: Models, frame: np.ndarray | None, smoothed: dict[str, float] | None
+) -> tuple[dict[str, float], str, dict[str, float] | None, str | None]:
     """One streamed frame -> (smoothed label, status, new smoothing state, detected emotion).
 
     An exponential moving average over frames keeps the label from flickering; a frame without a
