@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from emoreply.reply import ReplyDrafter
 from emoreply.reply.card import COLUMNS
@@ -138,7 +139,12 @@ def test_presets_parse():
         args = train_script.parse_args(["--preset", preset, "--output_dir", "x"])
         assert args.batch_size >= 16 and args.patience == 3
     scratch = train_script.parse_args(["--preset", "train/configs/reply_t5_small_scratch.json", "--output_dir", "x"])
-    assert scratch.config_overrides["d_model"] == 256 and scratch.train_tokenizer and scratch.vocab_size == 8000
+    assert scratch.train_tokenizer and scratch.vocab_size == 8000 and scratch.balance_emotions
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    with torch.device("meta"):  # shapes only: no memory, no init time
+        model = T5ForConditionalGeneration(T5Config(vocab_size=scratch.vocab_size, **scratch.config_overrides))
+    assert sum(p.numel() for p in model.parameters()) * 4 <= 40e6  # the bundled responder's fp32 budget
 
 
 def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tmp_path):
