@@ -1,0 +1,117 @@
+"""The emotion CNN (paper, Table 2) as a transformers ``PreTrainedModel``."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from .configuration_emotion_cnn import EmotionCNNConfig
+
+
+class ConvBlock(nn.Module):
+    """(conv3x3 -> BN -> LeakyReLU) x2 -> maxpool 2x2 -> dropout: halves the spatial side."""
+
+    def __init__(self, in_channels: int, out_channels: int, config: EmotionCNNConfig) -> None:
+        super().__init__()
+        # Conv biases are redundant before BatchNorm, but the paper's 851k count includes them.
+        self.layers = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            nn.BatchNorm2d(out_channels),
+            nn.LeakyReLU(config.negative_slope),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            nn.BatchNorm2d(out_channels),
+            nn.LeakyReLU(config.negative_slope),
+            nn.MaxPool2d(2),
+            nn.Dropout(config.conv_dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def class_weighted_loss(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None, gamma: float
+) -> torch.Tensor:
+    """Weighted cross-entropy, or focal loss when ``gamma > 0`` (Lin et al. 2017)."""
+    if gamma == 0:
+        return F.cross_entropy(logits, labels, weight=weights)
+    log_p = F.log_softmax(logits, dim=-1).gather(1, labels[:, None]).squeeze(1)  # (B,)
+    loss = -((1 - log_p.exp()) ** gamma) * log_p
+    if weights is None:
+        return loss.mean()
+    w = weights[labels]
+    return (w * loss).sum() / w.sum()  # same normalisation as F.cross_entropy(weight=...)
+
+
+class EmotionCNNPreTrainedModel(PreTrainedModel):
+    config_class = EmotionCNNConfig
+    base_model_prefix = "emotion_cnn"
+    main_input_name = "pixel_values"
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # transformers 5 calls this for every module of a fresh model. Kaiming init suits the
+        # LeakyReLU convs; small linear weights keep the initial logits near zero (loss ~ ln 7).
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, a=self.config.negative_slope, nonlinearity="leaky_relu")
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.01)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+            if module.running_mean is not None:
+                module.running_mean.zero_()
+                module.running_var.fill_(1.0)
+                module.num_batches_tracked.zero_()
+
+
+class EmotionCNNForImageClassification(EmotionCNNPreTrainedModel):
+    """48x48 grayscale face -> logits over the 7 emotions."""
+
+    def __init__(self, config: EmotionCNNConfig) -> None:
+        super().__init__(config)
+        widths = [config.num_channels, *config.channels]
+        blocks = [ConvBlock(c_in, c_out, config) for c_in, c_out in zip(widths[:-1], widths[1:], strict=True)]
+        self.features = nn.Sequential(*blocks)  # (B, 1, 48, 48) -> (B, 80, 6, 6)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(config.flat_features, config.hidden_size),
+            nn.LeakyReLU(config.negative_slope),
+            nn.Dropout(config.fc_dropout),
+            nn.Linear(config.hidden_size, config.num_labels),
+        )
+        weights = torch.tensor(config.class_weights) if config.class_weights else torch.empty(0)
+        # A buffer so the weights follow .to(device); not persistent: the config is their source.
+        self.register_buffer("class_weights", weights, persistent=False)
+        self.post_init()
+
+    def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(pixel_values))  # (B, 7)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,  # (B, 1, 48, 48), normalised
+        labels: torch.Tensor | None = None,  # (B,) class ids
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput | tuple:
+        if self.config.test_time_flip and not self.training:
+            # Mirror-image averaging: faces are left-right symmetric in meaning, so the mean of
+            # both views is a cheaper, steadier estimate. One batched pass, not two calls.
+            both = torch.cat([pixel_values, pixel_values.flip(-1)])  # (2B, 1, 48, 48)
+            logits = self._logits(both).view(2, -1, self.config.num_labels).mean(0)
+        else:
+            logits = self._logits(pixel_values)
+        loss = None
+        if labels is not None:
+            weights = self.class_weights if self.class_weights.numel() else None
+            loss = class_weighted_loss(logits, labels, weights, self.config.focal_gamma)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if not return_dict:
+            return (logits,) if loss is None else (loss, logits)
+        return ImageClassifierOutput(loss=loss, logits=logits)
