@@ -151,3 +151,16 @@ def test_hub_code_loads_without_emoreply_installed(tiny_emotion_model_dir, tmp_p
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "torch.Size([1, 7])" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "name", ["labels.py", "configuration_emotion_cnn.py", "modeling_emotion_cnn.py", "image_processing_emotion_cnn.py"]
+)
+def test_bundled_hub_code_matches_the_package(name):
+    """The bundled model folder carries copies of the model code (for trust_remote_code users); keep them in sync."""
+    from pathlib import Path
+
+    from emoreply.reader import DEFAULT_EMOTION_MODEL
+
+    source = Path(__file__).resolve().parents[1] / "emoreply" / "emotion_cnn" / name
+    assert (DEFAULT_EMOTION_MODEL / name).read_text() == source.read_text(), f"re-export the bundled model: {name}"
