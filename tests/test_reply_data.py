@@ -8,11 +8,13 @@ from collections import Counter
 import pytest
 
 from emoreply.reply.data import (
+    LengthGroupedSampler,
     balance_emotions,
     dialogues_to_pairs,
     load_dialogues,
     load_pairs,
     make_collator,
+    pair_lengths,
     tokenize_pairs,
     write_jsonl,
 )
@@ -101,3 +103,27 @@ def test_tokenize_and_collate_pad_labels_with_minus_100(tiny_tokenizer):
     for row, n in zip(batch["labels"].tolist(), lengths, strict=True):
         assert row[n:] == [-100] * (len(row) - n) and -100 not in row[:n]
     assert (batch["input_ids"][batch["attention_mask"] == 0] == tiny_tokenizer.pad_token_id).all()
+
+
+def test_length_grouped_sampler_covers_every_pair_once_with_less_padding():
+    import numpy as np
+
+    lengths = np.random.default_rng(0).integers(5, 100, size=1000)
+    sampler = LengthGroupedSampler(lengths, batch_size=32, seed=3, mega_batches=4)
+    order = list(sampler)
+    assert sorted(order) == list(range(1000))
+    batches = [order[i : i + 32] for i in range(0, 1000, 32)]
+    assert len(batches[-1]) == 1000 % 32  # only the last batch is short, so DataLoader cuts these groups
+
+    def padded(batch_list):
+        return sum(lengths[b].max() * len(b) for b in batch_list)
+
+    shuffled = np.random.default_rng(1).permutation(1000)
+    assert padded(batches) < 0.75 * padded([shuffled[i : i + 32] for i in range(0, 1000, 32)])
+    assert list(sampler) == order  # deterministic for an epoch (resume replays it)
+    sampler.set_epoch(1)
+    assert list(sampler) != order
+
+
+def test_pair_lengths_weigh_target_tokens_double():
+    assert pair_lengths({"input_ids": [[1, 2, 3], [1]], "labels": [[1], [1, 2]]}) == [5, 5]

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from emoreply.reader import EmotionReader
 from emoreply.training.common import sorted_checkpoints
@@ -65,6 +66,27 @@ def test_training_writes_a_loadable_model_report_plots_and_card(fer_folder, tmp_
     config = json.loads((out / "config.json").read_text())
     assert len(config["class_weights"]) == 7
     assert EmotionReader.from_pretrained(out).model.config.channels == [4, 8, 8]
+
+
+def test_warm_start_begins_from_the_saved_weights(fer_folder, tmp_path):
+    from emoreply.emotion_cnn import EmotionCNNForImageClassification
+
+    run(fer_folder, tmp_path / "first", "--num_epochs", "1")
+    # lr 0: AdamW changes nothing, so the exported convs must be exactly the warm-start weights
+    run(
+        fer_folder,
+        tmp_path / "warm",
+        "--num_epochs",
+        "1",
+        "--init_from",
+        str(tmp_path / "first"),
+        "--learning_rate",
+        "0",
+    )
+    first, warm = (
+        EmotionCNNForImageClassification.from_pretrained(tmp_path / d).state_dict() for d in ("first", "warm")
+    )
+    assert all(torch.equal(first[k], warm[k]) for k in first if k.endswith(".weight"))
 
 
 def test_interrupted_run_resumes_from_its_last_checkpoint(fer_folder, tmp_path):

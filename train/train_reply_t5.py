@@ -38,7 +38,14 @@ from transformers import (
 )
 
 from emoreply.reply.card import write_reply_card
-from emoreply.reply.data import balance_emotions, load_pairs, make_collator, tokenize_pairs
+from emoreply.reply.data import (
+    LengthGroupedSampler,
+    balance_emotions,
+    load_pairs,
+    make_collator,
+    pair_lengths,
+    tokenize_pairs,
+)
 from emoreply.reply.drafter import DEFAULT_BASE_MODEL_ID, MAX_NEW_TOKENS
 from emoreply.reply.metrics import corpus_loss, perplexity_report, token_losses
 from emoreply.reply.tokenizer import train_tokenizer
@@ -75,6 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--context_turns", type=int, default=1, help="turns of context in the prompt (paper: 1)")
     parser.add_argument("--balance_emotions", action="store_true", help="oversample the rarer emotions")
     parser.add_argument("--balance_max_repeat", type=float, default=5.0)
+    parser.add_argument("--group_by_length", action="store_true", help="batches of similar lengths: less padding")
     parser.add_argument("--max_source_length", type=int, default=50)
     parser.add_argument("--max_target_length", type=int, default=50)
     parser.add_argument("--batch_size", type=int, default=16)
@@ -170,7 +178,12 @@ def main(argv: list[str] | None = None) -> TrainerState:
     collate = make_collator(tokenizer)
     train_ds = load_split(args, tokenizer, "train", args.max_train_samples)
     val_ds = load_split(args, tokenizer, "validation", args.max_eval_samples)
-    loader = DataLoader(train_ds, batch_size=args.batch_size, shuffle=True, collate_fn=collate)
+    sampler = None
+    if args.group_by_length:
+        sampler = LengthGroupedSampler(pair_lengths(train_ds), args.batch_size, seed=args.seed)
+    loader = DataLoader(
+        train_ds, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler, collate_fn=collate
+    )
     val_loader = DataLoader(val_ds, batch_size=args.eval_batch_size, collate_fn=collate)
     logger.info(
         "%d train / %d validation pairs; %.1fM parameters",
