@@ -1,6 +1,6 @@
 """emoreply's Gradio app (also a Hugging Face Space): your face picks the tone of your reply.
 
-    python app.py [--emotion-model PATH_OR_ID] [--reply-model PATH_OR_ID] [--base-model ID|none]
+    python app.py [--emotion-model PATH_OR_ID] [--reply-model PATH_OR_ID] [--base-model ID|none] [--int8]
 
 Pure handlers first (unit-tested without a browser), then the layout, then the event wiring.
 Frames and messages are processed in memory: never logged, never written by this app.
@@ -42,12 +42,18 @@ class Models:
 
 
 def load_models(
-    emotion_model: str | None = None, reply_model: str | None = None, base_model: str | None = None
+    emotion_model: str | None = None,
+    reply_model: str | None = None,
+    base_model: str | None = None,
+    int8: bool = False,
 ) -> Models:
-    """Bundled models by default; a base model that cannot be loaded (offline) is reported, not fatal."""
+    """Bundled models by default; a base model that cannot be loaded (offline) is reported, not fatal.
+
+    ``int8``: dynamic int8 quantisation of both T5s (CPU; see the README for its measured effect).
+    """
     base = None if (base_model or "").lower() in ("", "none") else base_model
     reader = EmotionReader.from_pretrained(emotion_model)
-    return Models(reader, ReplyDrafter.from_pretrained(reply_model, base_model=base))
+    return Models(reader, ReplyDrafter.from_pretrained(reply_model, base_model=base, int8=int8))
 
 
 # ---------------------------------------------------------------- handlers (pure functions)
@@ -143,9 +149,11 @@ def live_step(
     if not reading.face_found:
         detected = max(smoothed, key=smoothed.get) if smoothed else None
         return label_value(smoothed or {}), "No face in view.", smoothed, detected
-    new = reading.probabilities if not smoothed else {
-        e: (1 - LIVE_SMOOTHING) * smoothed[e] + LIVE_SMOOTHING * p for e, p in reading.probabilities.items()
-    }
+    new = (
+        reading.probabilities
+        if not smoothed
+        else {e: (1 - LIVE_SMOOTHING) * smoothed[e] + LIVE_SMOOTHING * p for e, p in reading.probabilities.items()}
+    )
     detected = max(new, key=new.get)
     return label_value(new), f"Live: **{DISPLAY_NAMES[detected]}**", new, detected
 
@@ -170,8 +178,9 @@ def build_demo(models: Models) -> Any:
         )
         with gr.Row():
             with gr.Column():
-                message = gr.Textbox(label="Message you received", lines=3, max_length=20_000,
-                                     placeholder="e.g. How is your day going?")
+                message = gr.Textbox(
+                    label="Message you received", lines=3, max_length=20_000, placeholder="e.g. How is your day going?"
+                )
                 gr.Examples(EXAMPLE_MESSAGES, inputs=message, label="Example messages")
                 history = gr.Textbox(label="Earlier turns (optional, one per line, oldest first)", lines=2)
             with gr.Column():
@@ -194,16 +203,39 @@ def build_demo(models: Models) -> Any:
             sweep_notice = gr.Markdown()
             sweep_table = gr.Dataframe(headers=["emotion", "reply"], interactive=False, wrap=True)
 
-        camera.change(partial(read_face, models), camera, [preview, probabilities, status, detected],
-                      concurrency_limit=4, trigger_mode="always_last", api_name="read_face")
-        live_camera.stream(partial(live_step, models), [live_camera, smoothed],
-                           [probabilities, status, smoothed, detected],
-                           stream_every=0.1, concurrency_limit=4, time_limit=600, api_name="live")
-        draft_button.click(partial(draft_replies, models), [message, choice, detected, history],
-                           [base_out, tuned_out, draft, notice], concurrency_limit=4,
-                           trigger_mode="once", api_name="draft")
-        sweep_button.click(partial(sweep_replies, models), [message, history], [sweep_table, sweep_notice],
-                           concurrency_limit=2, trigger_mode="once", api_name="sweep")
+        camera.change(
+            partial(read_face, models),
+            camera,
+            [preview, probabilities, status, detected],
+            concurrency_limit=4,
+            trigger_mode="always_last",
+            api_name="read_face",
+        )
+        live_camera.stream(
+            partial(live_step, models),
+            [live_camera, smoothed],
+            [probabilities, status, smoothed, detected],
+            stream_every=0.1,
+            concurrency_limit=4,
+            time_limit=600,
+            api_name="live",
+        )
+        draft_button.click(
+            partial(draft_replies, models),
+            [message, choice, detected, history],
+            [base_out, tuned_out, draft, notice],
+            concurrency_limit=4,
+            trigger_mode="once",
+            api_name="draft",
+        )
+        sweep_button.click(
+            partial(sweep_replies, models),
+            [message, history],
+            [sweep_table, sweep_notice],
+            concurrency_limit=2,
+            trigger_mode="once",
+            api_name="sweep",
+        )
     # Bounded queue: requests beyond it are refused with a message instead of piling up in memory.
     return demo.queue(max_size=64, default_concurrency_limit=4)
 
@@ -213,8 +245,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser.add_argument("--emotion-model", default=env("EMOREPLY_EMOTION_MODEL"), help="default: bundled")
     parser.add_argument("--reply-model", default=env("EMOREPLY_REPLY_MODEL"), help="default: bundled")
-    parser.add_argument("--base-model", default=env("EMOREPLY_BASE_MODEL", DEFAULT_BASE_MODEL_ID),
-                        help="Hub id or folder of the base T5 for comparison; 'none' to skip")
+    parser.add_argument(
+        "--base-model",
+        default=env("EMOREPLY_BASE_MODEL", DEFAULT_BASE_MODEL_ID),
+        help="Hub id or folder of the base T5 for comparison; 'none' to skip",
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        default=env("EMOREPLY_INT8", "") == "1",
+        help="dynamic int8 quantisation of the T5s (CPU); env EMOREPLY_INT8=1",
+    )
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
     return parser.parse_args(argv)
@@ -222,6 +263,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     args = parse_args()
-    build_demo(load_models(args.emotion_model, args.reply_model, args.base_model)).launch(
+    build_demo(load_models(args.emotion_model, args.reply_model, args.base_model, args.int8)).launch(
         server_name=args.host, server_port=args.port, show_error=False
     )

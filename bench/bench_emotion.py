@@ -43,6 +43,18 @@ def cnn_rows(reader: EmotionReader, repeat: int) -> list[dict]:
         rows.append(
             {"name": "CNN batch 1, inference_mode, no TTA", **fast, "ratio": base["median_ms"] / fast["median_ms"]}
         )
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one face is too little work to split across cores
+        one = measure(lambda: model(x1), repeat=repeat)
+        torch.set_num_threads(threads)
+        rows.append(
+            {
+                "name": "CNN batch 1, inference_mode, no TTA, 1 thread",
+                **one,
+                "ratio": base["median_ms"] / one["median_ms"],
+                "note": f"vs {threads} threads above",
+            }
+        )
         config.test_time_flip = True
         tta = measure(lambda: model(x1), repeat=repeat)
         rows.append(

@@ -1,9 +1,11 @@
-"""Reply drafter speed: one reply and a 7-emotion sweep, bundled responder and a t5-small-sized model.
+"""Reply drafter speed: one reply, int8, a 7-emotion sweep, and training throughput.
 
     python bench/bench_reply.py [--model emoreply/pretrained/reply-t5] [--quick]
 
-The t5-small-sized model has random weights (the real ones need the Hub) and is forced to
-generate exactly 20 new tokens, so its cost is that of a full-length reply.
+For the bundled responder and a t5-small-sized model. The t5-small-sized model has random
+weights (the real ones need the Hub) and is forced to generate exactly 20 new tokens, so its cost
+is that of a full-length reply. Training throughput uses DailyDialog's mean lengths (23 prompt
+tokens, 14 reply tokens with the project tokenizer) in batches of 32.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import measure, table  # noqa: E402
 
-from emoreply.reply import DEFAULT_REPLY_MODEL_PATH, ReplyDrafter  # noqa: E402
+from emoreply.reply import DEFAULT_REPLY_MODEL_PATH, ReplyDrafter, quantize_int8  # noqa: E402
 
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
 
@@ -51,8 +53,15 @@ def rows_for(name: str, drafter: ReplyDrafter, repeat: int, fixed_length: bool) 
     sequential = measure(
         lambda: [drafter.generate([p], **extra) for p in prompts], warmup=1, repeat=max(3, repeat // 4)
     )
+    int8 = ReplyDrafter(quantize_int8(drafter.model), drafter.tokenizer, max_new_tokens=drafter.max_new_tokens)
+    one_int8 = measure(lambda: int8.generate([prompt], **extra), warmup=3, repeat=repeat)
     return [
         {"name": f"{name}: one reply (greedy, ≤20 new tokens)", **one, "baseline": True},
+        {
+            "name": f"{name}: one reply, int8 dynamic quantisation",
+            **one_int8,
+            "ratio": one_int8["median_ms"] / one["median_ms"],
+        },
         {
             "name": f"{name}: 7-emotion sweep, one batched generate",
             **seven,
@@ -60,6 +69,23 @@ def rows_for(name: str, drafter: ReplyDrafter, repeat: int, fixed_length: bool) 
             "note": f"{sequential['median_ms'] / seven['median_ms']:.1f}x faster than 7 calls",
         },
     ]
+
+
+def training_row(name: str, model, steps: int) -> dict:
+    """One AdamW step on a batch of 32 pairs of DailyDialog's mean lengths; pairs/s in the note."""
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    vocab = model.config.vocab_size
+    batch = {"input_ids": torch.randint(2, vocab, (32, 23)), "labels": torch.randint(2, vocab, (32, 14))}
+
+    def step() -> None:
+        model(**batch).loss.backward()
+        opt.step()
+        opt.zero_grad()
+
+    r = measure(step, warmup=2, repeat=steps)
+    model.eval()
+    return {"name": f"{name}: training step, batch 32", **r, "note": f"{32 / r['median_ms'] * 1000:.0f} pairs/s"}
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -74,15 +100,14 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     repeat = 3 if args.quick else 30
     bundled = ReplyDrafter.from_pretrained(args.model)
+    sized = t5_small_sized(args.t5_tokenizer)
     rows = rows_for("bundled responder", bundled, repeat, fixed_length=False)
-    rows += rows_for(
-        "t5-small-sized (random)", t5_small_sized(args.t5_tokenizer), max(3, repeat // 2), fixed_length=True
-    )
-    out = table(
-        rows,
-        f"Reply drafter, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        "'vs baseline' = time relative to one reply",
-    )
+    rows += rows_for("t5-small-sized (random)", sized, max(3, repeat // 2), fixed_length=True)
+    steps = 3 if args.quick else 20
+    rows.append(training_row("bundled responder", bundled.model, steps))
+    rows.append(training_row("t5-small-sized", sized.model, max(3, steps // 4)))
+    title = f"Reply drafter, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    out = table(rows, title, ratio="time ÷ one fp32 reply")
     print(out)
     return out
 

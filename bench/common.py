@@ -21,17 +21,21 @@ def measure(fn: Callable[[], object], warmup: int = 5, repeat: int = 50) -> dict
     return {"median_ms": statistics.median(times), "p95_ms": times[min(len(times) - 1, int(0.95 * len(times)))]}
 
 
-def table(rows: list[dict], title: str) -> str:
-    """Markdown table of benchmark rows (name, median, p95, ratio to the baseline, note)."""
+def table(rows: list[dict], title: str, ratio: str = "speed-up vs baseline") -> str:
+    """Markdown table of benchmark rows (name, median, p95, ``ratio`` column, note); rows without times show —."""
     lines = [
         f"### {title} ({os.cpu_count()} CPU cores)",
         "",
-        "| benchmark | median | p95 | vs baseline | note |",
+        f"| benchmark | median | p95 | {ratio} | note |",
         "|---|---|---|---|---|",
     ]
+
+    def ms(value: float | None) -> str:
+        return "—" if value is None else f"{value:.2f} ms"
+
     for r in rows:
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "baseline" if r.get("baseline") else ""
         lines.append(
-            f"| {r['name']} | {r['median_ms']:.2f} ms | {r['p95_ms']:.2f} ms | {ratio} | {r.get('note', '')} |"
+            f"| {r['name']} | {ms(r.get('median_ms'))} | {ms(r.get('p95_ms'))} | {ratio} | {r.get('note', '')} |"
         )
     return "\n".join(lines)

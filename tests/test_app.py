@@ -27,6 +27,20 @@ def test_load_models_works_offline_and_reports_the_missing_base(tiny_emotion_mod
     assert app.load_models(str(tiny_emotion_model_dir), str(tiny_model_dir), "none").drafter.base_error is None
 
 
+def test_command_line_and_environment_pick_the_models(monkeypatch, tiny_emotion_model_dir, tiny_model_dir):
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+    args = app.parse_args([])
+    assert args.reply_model is None and args.base_model == "google-t5/t5-small" and not args.int8
+    monkeypatch.setenv("EMOREPLY_INT8", "1")
+    monkeypatch.setenv("EMOREPLY_BASE_MODEL", "none")
+    args = app.parse_args(["--reply-model", str(tiny_model_dir)])
+    assert args.int8 and args.base_model == "none" and args.reply_model == str(tiny_model_dir)
+    models = app.load_models(str(tiny_emotion_model_dir), args.reply_model, args.base_model, args.int8)
+    assert isinstance(models.drafter.model.lm_head, Int8Linear)
+    assert app.draft_replies(models, "How is your day going?", "happy", None, "")[1]
+
+
 def test_read_face_boxes_the_face_and_gives_all_seven_probabilities(models, face_rgb):
     preview, probs, status, detected = app.read_face(models, face_rgb)
     assert preview.shape == face_rgb.shape and not np.array_equal(preview, face_rgb)  # the box is drawn

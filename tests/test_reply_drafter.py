@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import torch
 
 from emoreply.emotion_cnn import EMOTIONS
 from emoreply.loading import ModelLoadError
@@ -74,6 +75,27 @@ def test_compare_uses_the_same_prompt(drafter, monkeypatch):
     assert result.fine_tuned.emotion == "surprise"
     expected = drafter.base_tokenizer(build_prompt("How is your day going?", "surprise"))["input_ids"]
     assert calls[0]["input_ids"][0].tolist() == expected
+
+
+def test_concurrent_compare_matches_sequential(drafter):
+    together = drafter.compare("How is your day going?", "sad", ["Hi!"], concurrent=True)
+    assert together == drafter.compare("How is your day going?", "sad", ["Hi!"], concurrent=False)
+
+
+def test_int8_quantises_every_linear_and_still_drafts(tiny_model_dir):
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+    fp32 = ReplyDrafter.from_pretrained(tiny_model_dir, device="cpu", max_new_tokens=5)
+    int8 = ReplyDrafter.from_pretrained(tiny_model_dir, base_model=str(tiny_model_dir), int8=True, max_new_tokens=5)
+    for model in (int8.model, int8.base_model):
+        assert not any(type(m) is torch.nn.Linear for m in model.modules())
+        assert sum(isinstance(m, Int8Linear) for m in model.modules()) > 0
+    assert isinstance(int8.compare("How is your day going?", "happy").base, str)
+    enc = fp32.tokenizer(['emotion: happy | context: "Hi"'], return_tensors="pt")
+    labels = fp32.tokenizer(text_target=["Hello there"], return_tensors="pt").input_ids
+    with torch.inference_mode():
+        a, b = (d.model(**enc, labels=labels).logits.flatten() for d in (fp32, int8))
+    assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.99  # close to, not equal to, fp32
 
 
 def test_base_model_unavailable_keeps_working(tiny_model_dir, tmp_path):

@@ -3,6 +3,7 @@
     python train/evaluate_replies.py --model runs/reply-t5 --judge runs/reply-judge --update_card
     python train/evaluate_replies.py --model runs/reply-t5 --judge runs/reply-judge --base_model none \
         --max_eval_samples 200 --max_sweep_samples 50                                    # smoke
+    python train/evaluate_replies.py --model runs/reply-t5 --judge runs/reply-judge --int8  # int8's cost
 
 Rows: the fine-tuned model; the same model with the emotion removed from the prompt (does the
 emotion matter?); the base model with the same prompt string, when it can be loaded.
@@ -56,9 +57,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max_new_tokens", type=int, default=MAX_NEW_TOKENS)
     parser.add_argument("--output_dir", help="where eval_results.json/.md go (default: the model folder)")
     parser.add_argument("--update_card", action="store_true", help="rewrite the model folder's README.md")
+    parser.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of the T5s (its quality cost)")
     parser.add_argument("--num_examples", type=int, default=10, help="sample replies kept in the JSON")
     parser.add_argument("--no_progress", action="store_true")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.int8 and args.update_card:
+        parser.error("--int8 evaluates a variant; it must not rewrite the fp32 model's card")
+    return args
 
 
 def score_row(
@@ -116,7 +121,9 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
     base_name = None if args.base_model.lower() == "none" else args.base_model
-    drafter = ReplyDrafter.from_pretrained(args.model, base_model=base_name, max_new_tokens=args.max_new_tokens)
+    drafter = ReplyDrafter.from_pretrained(
+        args.model, base_model=base_name, max_new_tokens=args.max_new_tokens, int8=args.int8
+    )
     if drafter.base_error:
         logger.warning("%s", drafter.base_error)
     judge = EmotionJudge.load(args.judge)
@@ -157,6 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
         "num_sweep_contexts": n_sweep,
         "context_turns": turns,
         "max_new_tokens": args.max_new_tokens,
+        "int8": args.int8,
         "judge": {
             "path": args.judge,
             "accuracy": judge.metrics.get("accuracy"),
@@ -173,7 +181,8 @@ def main(argv: list[str] | None = None) -> dict:
             **examples,
         },
     }
-    out = Path(args.output_dir) if args.output_dir else (model_dir or Path("runs") / "reply-eval")
+    default_out = Path("runs") / "reply-eval-int8" if args.int8 else (model_dir or Path("runs") / "reply-eval")
+    out = Path(args.output_dir) if args.output_dir else default_out
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     table = results_table(results)

@@ -7,6 +7,7 @@ from .drafter import (
     Comparison,
     Draft,
     ReplyDrafter,
+    quantize_int8,
 )
 from .judge import EmotionJudge
 from .prompt import MAX_MESSAGE_CHARS, PreparedMessage, build_prompt, normalize_text, prepare_message
@@ -24,4 +25,5 @@ __all__ = [
     "build_prompt",
     "normalize_text",
     "prepare_message",
+    "quantize_int8",
 ]

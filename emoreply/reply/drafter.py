@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,21 @@ def load_seq2seq(source: str | Path, what: str = "reply model") -> tuple[Any, An
     return load_pretrained(load, source, what, required=("config.json",))
 
 
+def quantize_int8(model: Any) -> Any:
+    """Dynamic int8 quantisation of every ``nn.Linear`` (CPU only): int8 weights, activations scaled per batch.
+
+    Linear layers hold almost all of T5's arithmetic, so this is the one quantisation that matters;
+    its effect on perplexity and judged emotion accuracy is measured by ``train/evaluate_replies.py --int8``.
+    """
+    from torch.ao.quantization import quantize_dynamic
+
+    if next(model.parameters()).device.type != "cpu":
+        raise ValueError("int8 dynamic quantisation runs on CPU only; load the model with device='cpu'.")
+    with warnings.catch_warnings():  # torch 2.10+ points to torchao for new code; the eager API still works
+        warnings.filterwarnings("ignore", message=".*(deprecated|torchao).*")
+        return quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
 class ReplyDrafter:
     """Draft replies with a fine-tuned seq2seq model; optionally keep the base model for comparison.
 
@@ -89,23 +106,26 @@ class ReplyDrafter:
         device: str | torch.device | None = None,
         max_new_tokens: int = MAX_NEW_TOKENS,
         max_source_tokens: int = MAX_SOURCE_TOKENS,
+        int8: bool = False,
     ) -> ReplyDrafter:
         """Load the fine-tuned model (default: the bundled folder if present, else the Hub copy).
 
         ``base_model`` (e.g. ``DEFAULT_BASE_MODEL_ID``) is loaded for :meth:`compare`; when that
         fails (offline, not cached) the drafter still works and ``base_error`` says why. A missing
-        or corrupt fine-tuned model raises ``ModelLoadError`` naming the path.
+        or corrupt fine-tuned model raises ``ModelLoadError`` naming the path. ``int8`` applies
+        :func:`quantize_int8` to both models (CPU).
         """
         if model_path_or_id is None:
             bundled = DEFAULT_REPLY_MODEL_PATH / "config.json"
             model_path_or_id = DEFAULT_REPLY_MODEL_PATH if bundled.exists() else DEFAULT_REPLY_MODEL_ID
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = torch.device(device or ("cpu" if int8 or not torch.cuda.is_available() else "cuda"))
         model, tokenizer = load_seq2seq(model_path_or_id)
+        model = quantize_int8(model) if int8 else model
         base, base_tok, base_error = None, None, None
         if base_model:
             try:
                 base, base_tok = load_seq2seq(base_model, "base model")
-                base.to(device)
+                base = quantize_int8(base) if int8 else base.to(device)
             except ModelLoadError as err:  # the app keeps working without the comparison
                 base_error = f"No comparison with the base model: {err}"
         return cls(
@@ -193,10 +213,23 @@ class ReplyDrafter:
         replies = self.generate(prompts, batch_size=len(prompts))
         return {emotion: reply[0] for emotion, reply in zip(EMOTIONS, replies, strict=True)}
 
-    def compare(self, message: str, emotion: str | None, history: Sequence[str] | None = None) -> Comparison:
-        """The fine-tuned reply next to the base model's reply to the identical prompt string."""
+    def compare(
+        self, message: str, emotion: str | None, history: Sequence[str] | None = None, concurrent: bool = True
+    ) -> Comparison:
+        """The fine-tuned reply next to the base model's reply to the identical prompt string.
+
+        With ``concurrent`` the two models generate at the same time in two threads (torch kernels
+        release the GIL, so one model's Python token loop overlaps the other's matrix products);
+        bench/bench_handler.py measures both ways.
+        """
         prompt, truncated = self.prompt(message, emotion, history)
-        tuned = self.generate([prompt])[0][0]
-        base = self.generate([prompt], base=True)[0][0] if self.base_model is not None else None
+        if self.base_model is not None and concurrent:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                base_job = pool.submit(self.generate, [prompt], base=True)
+                tuned = self.generate([prompt])[0][0]
+                base = base_job.result()[0][0]
+        else:
+            tuned = self.generate([prompt])[0][0]
+            base = self.generate([prompt], base=True)[0][0] if self.base_model is not None else None
         error = None if self.base_model is not None else (self.base_error or "No base model was loaded.")
         return Comparison(Draft(tuned, _emotion_name(emotion), truncated, (tuned,)), base, error)

@@ -1,0 +1,145 @@
+"""The app's end-to-end handler: a 640x480 frame + a message -> emotion + two drafts (base and fine-tuned).
+
+    python bench/bench_handler.py [--quick] [--t5_tokenizer ../shared/models/t5-small-tokenizer]
+
+What one "Use my face" round trip costs: app.read_face (detect, crop, CNN) then app.draft_replies
+(compare: the base and the fine-tuned T5 answer the same prompt). Two model sets:
+
+- bundled: the bundled CNN and responder; offline there is no t5-small base, so the responder
+  stands in as the base too (two drafts, as in the app online);
+- t5-small-sized: two random models of google-t5/t5-small's shape, forced to 20 new tokens.
+
+Baseline: base and fine-tuned drafted one after the other; then concurrently (the default), and
+with int8 dynamic quantisation. Peak RSS of an app process holding both t5-small-sized models is
+measured in a fresh subprocess (gradio imported, the Blocks built, 5 round trips run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(ROOT))
+from bench_emotion import webcam_frame  # noqa: E402
+from bench_reply import t5_small_sized  # noqa: E402
+from common import measure, table  # noqa: E402
+
+import app  # noqa: E402
+from emoreply.reader import EmotionReader  # noqa: E402
+from emoreply.reply import ReplyDrafter, quantize_int8  # noqa: E402
+from emoreply.reply.drafter import DEFAULT_REPLY_MODEL_PATH  # noqa: E402
+
+MESSAGE = "How is your day going? I heard you had a job interview this morning."
+
+RSS_SCRIPT = """
+import json, resource, sys
+sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
+import app
+from bench_emotion import webcam_frame
+models = app.load_models(None, {tuned!r}, {base!r}, int8={int8!r})
+app.build_demo(models)
+frame = webcam_frame()
+for _ in range(5):
+    detected = app.read_face(models, frame)[3]
+    app.draft_replies(models, {message!r}, app.FACE, detected, "")
+print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def round_trip(models: app.Models, frame, concurrent: bool) -> None:
+    """read_face then the two drafts, exactly as the app's two events run them."""
+    detected = app.read_face(models, frame)[3]
+    emotion, _ = app.emotion_in_use(app.FACE, detected)
+    models.drafter.compare(MESSAGE, emotion, concurrent=concurrent)
+
+
+def rows_for(name: str, models: app.Models, repeat: int) -> list[dict]:
+    frame = webcam_frame()
+    seq = measure(lambda: round_trip(models, frame, False), warmup=2, repeat=repeat)
+    par = measure(lambda: round_trip(models, frame, True), warmup=2, repeat=repeat)
+    drafter = models.drafter
+    int8 = app.Models(
+        models.reader,
+        ReplyDrafter(
+            quantize_int8(drafter.model),
+            drafter.tokenizer,
+            quantize_int8(drafter.base_model),
+            drafter.base_tokenizer,
+            max_new_tokens=drafter.max_new_tokens,
+        ),
+    )
+    q = measure(lambda: round_trip(int8, frame, True), warmup=2, repeat=repeat)
+    return [
+        {"name": f"{name}: frame + message -> emotion + 2 drafts, one after the other", **seq, "baseline": True},
+        {
+            "name": f"{name}: same, drafts concurrent (default)",
+            **par,
+            "ratio": seq["median_ms"] / par["median_ms"],
+            "note": "speed-up vs baseline",
+        },
+        {
+            "name": f"{name}: same, concurrent + int8 T5s",
+            **q,
+            "ratio": seq["median_ms"] / q["median_ms"],
+            "note": "speed-up vs baseline; quality cost in the README",
+        },
+    ]
+
+
+def t5_small_sized_folders(tokenizer_dir: str, folder: Path) -> tuple[str, str]:
+    """Two random t5-small-sized models saved to ``folder`` (fine-tuned stand-in, base stand-in)."""
+    paths = []
+    for name in ("tuned", "base"):
+        drafter = t5_small_sized(tokenizer_dir)
+        drafter.model.generation_config.min_new_tokens = drafter.max_new_tokens  # full 20-token replies
+        drafter.model.save_pretrained(folder / name)
+        drafter.tokenizer.save_pretrained(folder / name)
+        paths.append(str(folder / name))
+    return paths[0], paths[1]
+
+
+def peak_rss(tuned: str, base: str, int8: bool) -> float:
+    code = RSS_SCRIPT.format(
+        root=str(ROOT), bench=str(Path(__file__).parent), tuned=tuned, base=base, int8=int8, message=MESSAGE
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--t5_tokenizer", default="../shared/models/t5-small-tokenizer")
+    parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")
+    args = parser.parse_args(argv)
+    repeat = 3 if args.quick else 30
+    reader = EmotionReader.from_pretrained()
+    bundled = ReplyDrafter.from_pretrained(DEFAULT_REPLY_MODEL_PATH, base_model=str(DEFAULT_REPLY_MODEL_PATH))
+    rows = rows_for("bundled", app.Models(reader, bundled), repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        tuned, base = t5_small_sized_folders(args.t5_tokenizer, Path(tmp))
+        sized = app.load_models(None, tuned, base)
+        rows += rows_for("t5-small-sized", sized, max(3, repeat // 2))
+        del sized
+        for int8 in (False, True):
+            mb = peak_rss(tuned, base, int8)
+            rows.append(
+                {
+                    "name": f"app process peak RSS, both t5-small-sized models{' (int8)' if int8 else ''}",
+                    "note": f"**{mb:.0f} MiB** (ru_maxrss of a fresh process: load, build the UI, 5 round trips)",
+                }
+            )
+    out = table(rows, f"App handler end to end, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
