@@ -47,3 +47,9 @@ def test_table_shows_ratios_and_rows_without_times():
     assert "| benchmark | median | p95 | speed-up | note |" in lines
     assert "| a | 2.00 ms | 3.00 ms | baseline |  |" in lines and "| b | 1.00 ms | 1.50 ms | 2.00x | fast |" in lines
     assert "| rss | — | — |  | 900 MiB |" in lines
+
+
+def test_peak_rss_is_measured_in_a_fresh_app_process(tiny_model_dir):
+    # The subprocess loads the bundled emotion CNN and two copies of the tiny T5, builds the UI, runs 5 round trips.
+    mb = bench_handler.peak_rss(str(tiny_model_dir), str(tiny_model_dir), int8=True)
+    assert 50 < mb < 4000
