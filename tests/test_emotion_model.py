@@ -48,6 +48,8 @@ def test_default_config_is_the_papers_model_with_851k_parameters():
         ({"conv_dropout": 1.0}, "conv_dropout"),
         ({"focal_gamma": -1}, "focal_gamma"),
         ({"class_weights": [1.0, 2.0]}, "class_weights"),
+        ({"test_time_shift": 12}, "test_time_shift"),
+        ({"test_time_shift": -1}, "test_time_shift"),
     ],
 )
 def test_config_rejects_bad_arguments(kwargs, match):
@@ -93,6 +95,23 @@ def test_eval_mode_averages_the_mirror_image():
         model.config.test_time_flip = False
         single, mirrored = model(x).logits, model(x.flip(-1)).logits
     torch.testing.assert_close(tta, (single + mirrored) / 2, rtol=1e-5, atol=1e-5)
+
+
+def test_ten_view_tta_averages_shifted_and_mirrored_faces():
+    torch.manual_seed(0)
+    model = EmotionCNNForImageClassification(EmotionCNNConfig(channels=[4, 8, 8], hidden_size=16)).eval()
+    x = torch.randn(2, 1, 48, 48)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="replicate")
+    shifted = [x] + [padded[..., 2 + dy : 50 + dy, 2 + dx : 50 + dx] for dy, dx in ((2, 0), (-2, 0), (0, 2), (0, -2))]
+    assert torch.equal(shifted[1][..., :-2, :], x[..., 2:, :])  # a 2-pixel shift, edge rows repeated
+    with torch.no_grad():
+        model.config.test_time_shift = 2
+        ten = model(x).logits
+        model.config.test_time_flip, model.config.test_time_shift = False, 0
+        views = [model(v).logits for v in shifted + [v.flip(-1) for v in shifted]]
+    torch.testing.assert_close(ten, torch.stack(views).mean(0), rtol=1e-5, atol=1e-5)
+    model.train()
+    assert model(x).logits.shape == (2, 7)  # training sees one view only
 
 
 def test_save_and_load_roundtrip_uses_safetensors_and_auto_classes(tiny_emotion_model_dir):

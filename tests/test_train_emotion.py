@@ -58,7 +58,8 @@ def test_training_writes_a_loadable_model_report_plots_and_card(fer_folder, tmp_
     assert args["num_epochs"] == 2 and args["class_weighting"] == "sqrt_inverse"  # flag beats preset
     results = json.loads((out / "eval_results.json").read_text())
     assert results["num_test_images"] == 35
-    for view in ("tta_flip", "no_tta"):
+    assert results["default_view"] == "tta_flip"
+    for view in ("tta_flip", "no_tta", "tta_ten_view"):
         assert 0 <= results[view]["accuracy"] <= 1 and len(results[view]["per_class"]) == 7
         assert sum(map(sum, results[view]["confusion_matrix"])) == 35
     card = (out / "README.md").read_text()
@@ -66,6 +67,21 @@ def test_training_writes_a_loadable_model_report_plots_and_card(fer_folder, tmp_
     config = json.loads((out / "config.json").read_text())
     assert len(config["class_weights"]) == 7
     assert EmotionReader.from_pretrained(out).model.config.channels == [4, 8, 8]
+
+
+def test_evaluation_script_picks_a_view_on_validation_and_rewrites_the_card(fer_folder, tmp_path):
+    evaluate = load_script("train/evaluate_emotion_cnn.py")
+    out = tmp_path / "run"
+    run(fer_folder, out, "--num_epochs", "1")
+    val = evaluate.main(["--model", str(out), "--dataset", str(fer_folder), "--split", "validation"])
+    assert (out / "validation" / "eval_results.json").exists() and set(val) >= {"no_tta", "tta_ten_view"}
+    test = evaluate.main(
+        ["--model", str(out), "--dataset", str(fer_folder), "--default_view", "tta_ten_view", "--update_card"]
+    )
+    assert test["default_view"] == "tta_ten_view" and test["num_test_images"] == 35
+    assert EmotionReader.from_pretrained(out).model.config.test_time_shift == 2
+    card = (out / "README.md").read_text()
+    assert "ten-view" in card and f"{test['tta_ten_view']['accuracy']:.4f}" in card
 
 
 def test_warm_start_begins_from_the_saved_weights(fer_folder, tmp_path):

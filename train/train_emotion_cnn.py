@@ -13,8 +13,10 @@ preprocessor, Hub code). The run ends with the test report, plots and the model 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -36,7 +38,7 @@ from emoreply.training.common import (
     save_args,
     save_checkpoint,
 )
-from emoreply.training.emotion_eval import predict, test_report
+from emoreply.training.emotion_eval import TTA_VIEWS, predict, test_report
 from emoreply.training.fer_data import augment, class_weights, load_fer_split, stratified_split
 from emoreply.training.metrics import plot_curves
 
@@ -168,6 +170,7 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
                 break
 
     if accelerator.is_main_process and state.history:
+        (output_dir / "training_history.json").write_text(json.dumps(asdict(state), indent=1) + "\n")
         plot_curves(
             state.history,
             [["train_loss"], ["val_accuracy"]],
@@ -179,8 +182,9 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
             results = test_report(best, processor, *data["test"], output_dir)
             write_emotion_card(output_dir, args, state, results)
             accelerator.print(
-                f"test accuracy {results['tta_flip']['accuracy']:.4f} (flip TTA), "
-                f"{results['no_tta']['accuracy']:.4f} (no TTA); macro-F1 {results['tta_flip']['macro_f1']:.4f}"
+                "test accuracy "
+                + ", ".join(f"{results[view]['accuracy']:.4f} ({view})" for view in TTA_VIEWS)
+                + f"; macro-F1 {results[results['default_view']]['macro_f1']:.4f} ({results['default_view']})"
             )
             if args.push_to_hub:
                 url = push_folder_to_hub(output_dir, args.hub_model_id or output_dir.name, args.hub_token)

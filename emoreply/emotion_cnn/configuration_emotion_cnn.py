@@ -24,6 +24,8 @@ class EmotionCNNConfig(PreTrainedConfig):
         class_weights: per-class loss weights (normalised inverse frequency in training), or None.
         focal_gamma: 0 for (weighted) cross-entropy, > 0 for focal loss.
         test_time_flip: in eval mode, average the logits of the face and its mirror image.
+        test_time_shift: in eval mode, also average 4 views shifted by this many pixels (up, down,
+            left, right; 0: off). With ``test_time_flip``, 10 views in one batched pass.
     """
 
     model_type = "emotion_cnn"
@@ -40,6 +42,7 @@ class EmotionCNNConfig(PreTrainedConfig):
         class_weights: list[float] | None = None,
         focal_gamma: float = 0.0,
         test_time_flip: bool = True,
+        test_time_shift: int = 0,
         **kwargs,
     ) -> None:
         if "id2label" not in kwargs and "num_labels" not in kwargs:
@@ -57,6 +60,8 @@ class EmotionCNNConfig(PreTrainedConfig):
                 raise ValueError(f"{name} must be in [0, 1), got {p}")
         if hidden_size <= 0 or num_channels <= 0:
             raise ValueError("hidden_size and num_channels must be positive")
+        if not 0 <= test_time_shift < image_size // 4:
+            raise ValueError(f"test_time_shift must be in [0, {image_size // 4}) pixels, got {test_time_shift}")
         if focal_gamma < 0:
             raise ValueError(f"focal_gamma must be >= 0, got {focal_gamma}")
         self.image_size = image_size
@@ -68,6 +73,7 @@ class EmotionCNNConfig(PreTrainedConfig):
         self.negative_slope = negative_slope
         self.focal_gamma = focal_gamma
         self.test_time_flip = test_time_flip
+        self.test_time_shift = int(test_time_shift)
         super().__init__(**kwargs)
         if class_weights is not None and len(class_weights) != self.num_labels:
             raise ValueError(f"class_weights has {len(class_weights)} entries but there are {self.num_labels} labels")

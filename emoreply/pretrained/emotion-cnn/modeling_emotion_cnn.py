@@ -90,6 +90,22 @@ class EmotionCNNForImageClassification(EmotionCNNPreTrainedModel):
         self.register_buffer("class_weights", weights, persistent=False)
         self.post_init()
 
+    def _test_time_views(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """The face, shifted copies (``test_time_shift``) and mirror images (``test_time_flip``).
+
+        Faces are left-right symmetric in meaning, and a detector's box is off by a pixel or two,
+        so averaging these views is a steadier estimate than any one of them.
+        """
+        views, s = [pixel_values], self.config.test_time_shift
+        if s:
+            h, w = pixel_values.shape[-2:]
+            padded = F.pad(pixel_values, (s, s, s, s), mode="replicate")  # (B, 1, H + 2s, W + 2s)
+            for dy, dx in ((s, 0), (-s, 0), (0, s), (0, -s)):
+                views.append(padded[..., s + dy : s + dy + h, s + dx : s + dx + w])
+        if self.config.test_time_flip:
+            views += [v.flip(-1) for v in views]
+        return views
+
     def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(pixel_values))  # (B, 7)
 
@@ -100,11 +116,9 @@ class EmotionCNNForImageClassification(EmotionCNNPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> ImageClassifierOutput | tuple:
-        if self.config.test_time_flip and not self.training:
-            # Mirror-image averaging: faces are left-right symmetric in meaning, so the mean of
-            # both views is a cheaper, steadier estimate. One batched pass, not two calls.
-            both = torch.cat([pixel_values, pixel_values.flip(-1)])  # (2B, 1, 48, 48)
-            logits = self._logits(both).view(2, -1, self.config.num_labels).mean(0)
+        views = [pixel_values] if self.training else self._test_time_views(pixel_values)
+        if len(views) > 1:  # one batched pass over all views, then the mean of their logits
+            logits = self._logits(torch.cat(views)).view(len(views), -1, self.config.num_labels).mean(0)
         else:
             logits = self._logits(pixel_values)
         loss = None
