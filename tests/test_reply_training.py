@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from emoreply.reply import ReplyDrafter
-from emoreply.reply.card import COLUMNS
+from emoreply.reply.card import COLUMNS, write_reply_card
 from emoreply.reply.judge import EmotionJudge
 from emoreply.training.common import sorted_checkpoints
 
@@ -79,6 +79,9 @@ def test_scratch_training_writes_a_loadable_model(scratch_run):
     config = json.loads((out / "config.json").read_text())
     assert config["d_model"] == TINY_T5["d_model"] and config["vocab_size"] <= 150
     assert "Prompt format" in (out / "README.md").read_text()
+    (out / "training_notes.md").write_text("Resumed at epoch 3 with `--balance_max_repeat 20`.")
+    assert "Resumed at epoch 3" in write_reply_card(out).read_text()
+    (out / "training_notes.md").unlink()
     assert isinstance(ReplyDrafter.from_pretrained(out, device="cpu", max_new_tokens=3).draft("Hi", "happy").text, str)
 
 

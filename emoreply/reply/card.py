@@ -101,7 +101,7 @@ Inputs and replies are at most {max_source} / {max_target} tokens.
   to {floor:g} of the lr after {warmup:.0%} warm-up, up to {max_epochs} epochs, early stopping on
   validation loss (patience {patience}); mixed precision: {mp}.
 - Best validation loss {best:.4f} (perplexity {best_ppl:.1f}) at epoch {best_epoch} of {epochs_run}.{test_line}
-- Full arguments: `training_args.json`; per-epoch history: `training_history.json`.
+- Full arguments: `training_args.json`; per-epoch history: `training_history.json`.{notes}
 
 ![training curves](training_curves.png)
 
@@ -136,7 +136,8 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
     """README.md for a trained reply model, from the JSON files the scripts leave in ``output_dir``.
 
     Reads training_args.json and training_history.json (train_reply_t5.py), and when present
-    test_results.json and eval_results.json (evaluate_replies.py).
+    test_results.json and eval_results.json (evaluate_replies.py) and training_notes.md (what a
+    person should know about the run, e.g. arguments changed when it was resumed).
     """
     folder = Path(output_dir)
     args = _read(folder, "training_args.json") or {}
@@ -185,7 +186,13 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
         max_source=args.get("max_source_length", 50),
         max_target=args.get("max_target_length", 50),
         eval_section=eval_section,
-        balance=" Rarer emotions were oversampled (`--balance_emotions`)." if args.get("balance_emotions") else "",
+        balance=(
+            " Rarer emotions were oversampled to sqrt(count x majority count) pairs, at most "
+            f"{args.get('balance_max_repeat', 5.0):g}x each (`--balance_emotions`)."
+            if args.get("balance_emotions")
+            else ""
+        ),
+        notes=f"\n\n{notes.read_text().strip()}" if (notes := folder / "training_notes.md").exists() else "",
         lr=args.get("learning_rate", 0),
         wd=args.get("weight_decay", 0),
         bs=args.get("batch_size", 0),
