@@ -35,10 +35,14 @@ class EmotionReading:
 
 
 class EmotionReader:
-    """Face detection + the emotion CNN, loaded once and reused."""
+    """Face detection + the emotion CNN, loaded once and reused.
+
+    ``model`` is the eval-only fused copy of the loaded CNN (BatchNorm folded, channels_last):
+    read from it, but train or save the model that ``from_pretrained`` of the CNN gives.
+    """
 
     def __init__(self, model: EmotionCNNForImageClassification, processor: EmotionCNNImageProcessor) -> None:
-        self.model = model.eval()
+        self.model = model.fused_for_inference()
         self.processor = processor
 
     @classmethod

@@ -114,6 +114,22 @@ def test_ten_view_tta_averages_shifted_and_mirrored_faces():
     assert model(x).logits.shape == (2, 7)  # training sees one view only
 
 
+def test_fused_copy_gives_the_same_logits_without_batchnorm():
+    torch.manual_seed(0)
+    model = EmotionCNNForImageClassification(EmotionCNNConfig(channels=[4, 8, 8], hidden_size=16)).eval()
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # non-trivial statistics
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.normal_()
+    fused = model.fused_for_inference()
+    x = torch.randn(3, 1, 48, 48)
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x).logits, model(x).logits, rtol=1e-4, atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 6  # the original is untouched
+    assert fused.config is model.config and not fused.training
+
+
 def test_save_and_load_roundtrip_uses_safetensors_and_auto_classes(tiny_emotion_model_dir):
     files = {p.name for p in tiny_emotion_model_dir.iterdir()}
     assert "model.safetensors" in files and not files & {"pytorch_model.bin", "model.bin"}

@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval_batch_size", type=int, default=64)
     parser.add_argument("--min_lr_ratio", type=float, default=0.2, help="cosine floor, as a fraction of the lr")
     parser.add_argument("--mixed_precision", choices=["no", "bf16"], default="no", help="fp16 overflows in T5")
-    parser.add_argument("--max_steps_per_epoch", type=int, help="smoke runs: cap batches per epoch")
+    parser.add_argument("--max_steps_per_epoch", type=int, help="cap batches per epoch (smoke runs, CPU budget)")
     args = parse_with_preset(parser, argv)
     scratch = bool(args.config_name or args.config_overrides)
     if scratch and not (args.tokenizer_name or args.train_tokenizer):
