@@ -8,6 +8,13 @@ from typing import Any
 
 from .emotion_cnn import DISPLAY_NAMES, EMOTIONS
 
+
+def training_notes(folder: str | Path) -> str:
+    """``training_notes.md`` of a run folder (what a person should know about the run) as a card paragraph."""
+    notes = Path(folder) / "training_notes.md"
+    return f"\n\n{notes.read_text().strip()}" if notes.exists() else ""
+
+
 EMOTION_CARD = """---
 license: mit
 library_name: transformers
@@ -95,8 +102,8 @@ face raises `NoFaceError` (or, with `return_face_boxes=True`, is reported as `fa
 - Optimiser: {optimizer}, lr {lr:g}, weight decay {wd:g}, batch {bs}, cosine schedule with
   {warmup:.0%} warm-up, up to {max_epochs} epochs, early stopping patience {patience}.
 - Augmentation: horizontal flip, rotation ±12°, scale ±12%, shift ±10%, random erasing
-  (strength {aug:g}); dropout {conv_do:g} (conv blocks) / {fc_do:g} (FC).
-- Full arguments: `training_args.json`.
+  (strength {aug:g}); dropout {conv_do:g} (conv blocks) / {fc_do:g} (FC).{warm_start}
+- Full arguments: `training_args.json`.{notes}
 
 ## Limitations and biases
 
@@ -198,6 +205,12 @@ def write_emotion_card(
         aug=args.augment_strength,
         conv_do=args.conv_dropout,
         fc_do=args.fc_dropout,
+        warm_start=(
+            f"\n- Warm start: the weights of `{args.init_from}` began this run's schedule (a warm restart)."
+            if getattr(args, "init_from", None)
+            else ""
+        ),
+        notes=training_notes(output_dir),
     )
     path = output_dir / "README.md"
     path.write_text(text)

@@ -103,6 +103,12 @@ def test_warm_start_begins_from_the_saved_weights(fer_folder, tmp_path):
         EmotionCNNForImageClassification.from_pretrained(tmp_path / d).state_dict() for d in ("first", "warm")
     )
     assert all(torch.equal(first[k], warm[k]) for k in first if k.endswith(".weight"))
+    assert f"Warm start: the weights of `{tmp_path / 'first'}`" in (tmp_path / "warm" / "README.md").read_text()
+    # A run's notes (e.g. what changed when it was resumed) reach the card when it is rewritten.
+    (tmp_path / "warm" / "training_notes.md").write_text("Second cosine cycle of the bundled model.")
+    evaluate = load_script("train/evaluate_emotion_cnn.py")
+    evaluate.main(["--model", str(tmp_path / "warm"), "--dataset", str(fer_folder), "--update_card"])
+    assert "Second cosine cycle of the bundled model." in (tmp_path / "warm" / "README.md").read_text()
 
 
 def test_interrupted_run_resumes_from_its_last_checkpoint(fer_folder, tmp_path):

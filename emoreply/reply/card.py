@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..cards import training_notes
 from ..emotion_cnn import EMOTIONS
 from .drafter import DEFAULT_BASE_MODEL_ID, DEFAULT_REPLY_MODEL_ID
 from .prompt import build_prompt
@@ -192,7 +193,7 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
             if args.get("balance_emotions")
             else ""
         ),
-        notes=f"\n\n{notes.read_text().strip()}" if (notes := folder / "training_notes.md").exists() else "",
+        notes=training_notes(folder),
         lr=args.get("learning_rate", 0),
         wd=args.get("weight_decay", 0),
         bs=args.get("batch_size", 0),
