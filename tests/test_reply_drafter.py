@@ -53,6 +53,18 @@ def test_draft_greedy_beams_and_sampling(drafter):
     assert drafter.draft("Hi", None).emotion is None  # the no-emotion prompt
 
 
+def test_greedy_drafts_never_repeat_a_trigram(drafter, monkeypatch):
+    calls = count_generate(monkeypatch, drafter.model)
+    drafter.generate([build_prompt("Hi", "sad")], max_new_tokens=40)
+    assert calls[-1]["no_repeat_ngram_size"] == 3 and calls[-1]["do_sample"] is False
+    ids = drafter.model.generate(**calls[-1])[0].tolist()  # the same call, to see its token ids
+    trigrams = [tuple(ids[i : i + 3]) for i in range(len(ids) - 2)]
+    assert len(trigrams) == len(set(trigrams))
+    monkeypatch.setattr(drafter, "no_repeat_ngram_size", 0)  # 0 switches the constraint off
+    drafter.draft("Hi", "sad")
+    assert calls[-1]["no_repeat_ngram_size"] == 0
+
+
 def test_history_is_used_and_fitted(drafter):
     prompt, _ = drafter.prompt("And you?", "happy", ["Hi!", "I ’ m fine ."])
     assert prompt == 'emotion: happy | context: "Hi!" | "I\'m fine." | "And you?"'

@@ -18,7 +18,7 @@ emotion matter?); the base model with the same prompt string, when it can be loa
 - copy rate: see ``emoreply.reply.metrics.is_copy`` (identical words, or a reply of >= 3 words of
   which >= 80% occur in the message).
 - BLEU: sacrebleu corpus BLEU against the single reference reply.
-Greedy decoding, at most ``--max_new_tokens`` new tokens, inputs truncated to 50 tokens.
+Greedy decoding (no repeated 3-grams), at most ``--max_new_tokens`` new tokens, inputs truncated to 50 tokens.
 """
 
 from __future__ import annotations
@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
         "num_sweep_contexts": n_sweep,
         "context_turns": turns,
         "max_new_tokens": args.max_new_tokens,
+        "no_repeat_ngram_size": drafter.no_repeat_ngram_size,
         "int8": args.int8,
         "judge": {
             "path": args.judge,

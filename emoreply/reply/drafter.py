@@ -21,6 +21,9 @@ DEFAULT_REPLY_MODEL_PATH = PRETRAINED_DIR / "reply-t5"
 DEFAULT_REPLY_MODEL_ID = "emoreply/reply-t5-dailydialog"
 DEFAULT_BASE_MODEL_ID = "google-t5/t5-small"
 MAX_NEW_TOKENS = 20
+# Greedy decoding (the paper's) may not repeat any 3-gram: small T5s otherwise loop
+# ("I am sorry, but I am sorry, but ..."); measured to raise distinct-2 for every prompt variant.
+NO_REPEAT_NGRAM_SIZE = 3
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class ReplyDrafter:
         base_error: str | None = None,
         max_new_tokens: int = MAX_NEW_TOKENS,
         max_source_tokens: int = MAX_SOURCE_TOKENS,
+        no_repeat_ngram_size: int = NO_REPEAT_NGRAM_SIZE,
         name: str | None = None,
         base_name: str | None = None,
     ) -> None:
@@ -96,6 +100,7 @@ class ReplyDrafter:
         self.base_error = base_error
         self.max_new_tokens = max_new_tokens
         self.max_source_tokens = max_source_tokens
+        self.no_repeat_ngram_size = no_repeat_ngram_size  # 0: off
         self.name, self.base_name = name, base_name
 
     @classmethod
@@ -177,7 +182,11 @@ class ReplyDrafter:
         if base and self.base_model is None:
             raise RuntimeError(self.base_error or "No base model was loaded (pass base_model= to from_pretrained).")
         model, tokenizer = (self.base_model, self.base_tokenizer) if base else (self.model, self.tokenizer)
-        options: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "num_return_sequences": num_candidates}
+        options: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "num_return_sequences": num_candidates,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+        }
         if sampling:
             options.update(do_sample=True, top_p=0.9, temperature=0.8, num_beams=1)
         else:
