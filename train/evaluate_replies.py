@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
         "context_turns": turns,
         "max_new_tokens": args.max_new_tokens,
         "no_repeat_ngram_size": drafter.no_repeat_ngram_size,
+        "reference_copy_rate": copy_rate(references, list(pairs["context"])),  # how often people do it
         "int8": args.int8,
         "judge": {
             "path": args.judge,

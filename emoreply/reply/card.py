@@ -164,7 +164,13 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
             f"{evaluation['num_sweep_contexts']:,} contexts x 7 requested emotions. Emotions are read by the "
             f"project's TF-IDF emotion judge{judge_note}, so emotion scores are approximate; a model that always "
             "answers neutrally already scores ~83% emotion accuracy, hence the non-neutral column. Copy rate: "
-            f"{evaluation.get('copy_definition', 'reply repeats the message')}. Perplexities of models with "
+            f"{evaluation.get('copy_definition', 'reply repeats the message')}"
+            + (
+                f" (the human reference replies: {evaluation['reference_copy_rate']:.2%})"
+                if evaluation.get("reference_copy_rate") is not None
+                else ""
+            )
+            + ". Perplexities of models with "
             "different tokenizers are not comparable.\n\n" + results_table(evaluation)
         )
     else:
