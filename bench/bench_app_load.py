@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import socket
 import statistics
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import table  # noqa: E402
+from common import peak_rss_mb, table  # noqa: E402
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -175,7 +174,7 @@ def main(argv: list[str] | None = None) -> str:
                 "note": f"{len(latencies) / wall:.2f} req/s; {base_note}",
             }
         )
-    max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    max_rss_mb = peak_rss_mb()
     lines = [
         table(rows, "App under load (gradio_client -> queue -> /draft)") if rows else "### App under load: no success",
         "",
@@ -188,7 +187,7 @@ def main(argv: list[str] | None = None) -> str:
         f"{percentile(latencies, 0.95) if latencies else float('nan'):.0f} / "
         f"{max(latencies, default=float('nan')):.0f} ms |",
         f"| RSS after start-up / peak under load | {idle_rss:.0f} / {peak.peak:.0f} MiB |",
-        f"| peak RSS of the process (ru_maxrss) | {max_rss_mb:.0f} MiB |",
+        f"| peak RSS of the process (VmHWM) | {max_rss_mb:.0f} MiB |",
         f"| most jobs in the queue (1 per client) | {args.clients} of max_size {QUEUE_MAX_SIZE} |",
     ]
     lines += [f"| start-up: {phase} | {seconds:.2f} s |" for phase, seconds in startup.items()]

@@ -40,17 +40,18 @@ from emoreply.reply.drafter import DEFAULT_REPLY_MODEL_PATH  # noqa: E402
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
 
 RSS_SCRIPT = """
-import json, resource, sys
+import json, sys
 sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
 import app
 from bench_emotion import webcam_frame
+from common import peak_rss_mb
 models = app.load_models(None, {tuned!r}, {base!r}, int8={int8!r})
 app.build_demo(models)
 frame = webcam_frame()
 for _ in range(5):
     detected = app.read_face(models, frame)[3]
     app.draft_replies(models, {message!r}, app.FACE, detected, "")
-print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({{"peak_rss_mb": peak_rss_mb()}}))
 """
 
 
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> str:
             rows.append(
                 {
                     "name": f"app process peak RSS, both t5-small-sized models{' (int8)' if int8 else ''}",
-                    "note": f"**{mb:.0f} MiB** (ru_maxrss of a fresh process: load, build the UI, 5 round trips)",
+                    "note": f"**{mb:.0f} MiB** (VmHWM of a fresh process: load, build the UI, 5 round trips)",
                 }
             )
     out = table(rows, f"App handler end to end, torch {torch.__version__}, {torch.get_num_threads()} threads")

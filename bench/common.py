@@ -8,6 +8,20 @@ import time
 from collections.abc import Callable
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB: VmHWM, which (unlike ru_maxrss) restarts at exec.
+
+    ru_maxrss survives fork + exec, so a process started by a big parent reports the parent's peak.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def measure(fn: Callable[[], object], warmup: int = 5, repeat: int = 50) -> dict[str, float]:
     """Median and p95 wall time of ``fn()`` in ms."""
     for _ in range(warmup):

@@ -3,23 +3,30 @@
     python bench/run_all.py [--quick] [--output bench/results.md]
 
 Each benchmark warms up, repeats, and reports ratios against a baseline measured in the same run.
+Each runs in a fresh process, so its memory figures are its own (the app-load benchmark serves
+the app in-process) and no benchmark inherits another's threads or caches.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import bench_app_load  # noqa: E402
-import bench_emotion  # noqa: E402
-import bench_handler  # noqa: E402
-import bench_reply  # noqa: E402
+BENCH = Path(__file__).resolve().parent
+
+
+def run_bench(name: str, argv: list[str]) -> str:
+    """``bench/<name>.py argv`` in a fresh Python; its markdown (from the first heading on)."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py"), *argv], capture_output=True, text=True, check=True
+    ).stdout
+    return out[out.index("###") :].strip()
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -30,7 +37,8 @@ def main(argv: list[str] | None = None) -> str:
     quick = ["--quick"] if args.quick else []
     load = ["--clients", "4", "--requests", "2"] if args.quick else []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    tables = [bench_emotion.main(quick), bench_reply.main(quick), bench_handler.main(quick), bench_app_load.main(load)]
+    benches = {"bench_emotion": quick, "bench_reply": quick, "bench_handler": quick, "bench_app_load": load}
+    tables = [run_bench(name, argv) for name, argv in benches.items()]
     header = (
         f"`python bench/run_all.py{' --quick' if args.quick else ''}`, started {started}: "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}"
