@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +17,32 @@ T = TypeVar("T")
 
 class ModelLoadError(RuntimeError):
     """A model folder or Hub id that cannot be loaded, with the reason."""
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub's endpoint accepts a TCP connection within ``timeout`` seconds.
+
+    Offline, huggingface_hub retries every file for about 25 s before giving up; one quick probe
+    lets start-up skip that wait and fall back to the bundled models at once.
+    """
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
 def load_pretrained(load: Callable[[str], T], source: str | Path, what: str, required: tuple[str, ...]) -> T:
@@ -32,6 +59,11 @@ def load_pretrained(load: Callable[[str], T], source: str | Path, what: str, req
         missing = [name for name in required if not (path / name).exists()]
         if missing:
             raise ModelLoadError(f"The {what} folder {path} is incomplete: missing {', '.join(missing)}")
+    elif not _in_hub_cache(str(source)) and not hub_reachable():
+        raise ModelLoadError(
+            f"Could not load the {what} from Hub model {source!r}: the Hub is unreachable (is the network "
+            "reachable?) and the model is not in the local cache"
+        )
     try:
         return load(str(path) if looks_local else str(source))
     except Exception as err:  # corrupt weights, bad JSON, no network: one clear message

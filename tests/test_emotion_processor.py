@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import zlib
@@ -189,3 +190,22 @@ def test_bundled_model_loads_offline_and_reads_a_face(face_rgb):
     reading = reader.read(face_rgb)
     assert reading.face_found and reading.emotion in EMOTIONS
     assert reader.model.config.id2label[3] == "happy"
+
+
+def test_unreachable_hub_fails_at_once_without_trying_to_download(monkeypatch):
+    from huggingface_hub import constants
+
+    from emoreply import loading
+
+    def no_network(address, timeout):  # the one network call: the probe's TCP connection
+        raise OSError("Name or service not known")
+
+    calls = []
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(loading.socket, "create_connection", no_network)
+    with pytest.raises(ModelLoadError, match="unreachable .*not in the local cache"):
+        loading.load_pretrained(calls.append, "someone/not-cached", "base model", ())
+    assert calls == []  # no download attempted, so no retry loop
+    monkeypatch.setattr(loading.socket, "create_connection", lambda address, timeout: contextlib.nullcontext())
+    loading.load_pretrained(calls.append, "someone/not-cached", "base model", ())
+    assert calls == ["someone/not-cached"]  # reachable: the real loader runs
