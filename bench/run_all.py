@@ -23,10 +23,10 @@ BENCH = Path(__file__).resolve().parent
 
 def run_bench(name: str, argv: list[str]) -> str:
     """``bench/<name>.py argv`` in a fresh Python; its markdown (from the first heading on)."""
-    out = subprocess.run(
-        [sys.executable, str(BENCH / f"{name}.py"), *argv], capture_output=True, text=True, check=True
-    ).stdout
-    return out[out.index("###") :].strip()
+    done = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), *argv], capture_output=True, text=True)
+    if done.returncode or "###" not in done.stdout:
+        raise SystemExit(f"bench/{name}.py failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return done.stdout[done.stdout.index("###") :].strip()
 
 
 def main(argv: list[str] | None = None) -> str:
