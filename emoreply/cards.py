@@ -102,7 +102,7 @@ face raises `NoFaceError` (or, with `return_face_boxes=True`, is reported as `fa
 - Optimiser: {optimizer}, lr {lr:g}, weight decay {wd:g}, batch {bs}, cosine schedule with
   {warmup:.0%} warm-up, up to {max_epochs} epochs, early stopping patience {patience}.
 - Augmentation: horizontal flip, rotation ±12°, scale ±12%, shift ±10%, random erasing
-  (strength {aug:g}); dropout {conv_do:g} (conv blocks) / {fc_do:g} (FC).{warm_start}
+  (strength {aug:g}); dropout {conv_do:g} (conv blocks) / {fc_do:g} (FC).{warm_start}{averaged}
 - Full arguments: `training_args.json`.{notes}
 
 ## Limitations and biases
@@ -141,6 +141,18 @@ VIEW_LABELS = {
     "tta_ten_view": "ten-view test-time augmentation (mirror x 2-pixel shifts)",
     "configured": "the configured test-time augmentation",
 }
+
+
+def weight_average_line(averaged: dict[str, Any] | None) -> str:
+    """The card's line on stochastic weight averaging (``TrainerState.averaged``), if the run used it."""
+    if not averaged:
+        return ""
+    verdict = "these averaged weights are the model" if averaged["kept"] else "it was not kept"
+    return (
+        f"\n- Weight averaging (SWA): the mean of the weights after epochs {averaged['first_epoch']}-"
+        f"{averaged['last_epoch']}, BatchNorm statistics recomputed on the training images, reached "
+        f"{averaged['val_accuracy']:.2%} validation accuracy; {verdict}."
+    )
 
 
 def write_emotion_card(
@@ -210,6 +222,7 @@ def write_emotion_card(
             if getattr(args, "init_from", None)
             else ""
         ),
+        averaged=weight_average_line(getattr(state, "averaged", None)),
         notes=training_notes(output_dir),
     )
     path = output_dir / "README.md"

@@ -53,6 +53,37 @@ def test_several_faces_uses_the_largest(two_faces):
     assert x1 < 300 and x1 - x0 > 80  # the big face on the left, not the smaller copy
 
 
+class CascadeSpy:
+    """Wraps the Haar cascade to record the smallest window of each detection pass."""
+
+    def __init__(self, cascade) -> None:
+        self.cascade, self.min_sizes = cascade, []
+
+    def detectMultiScale3(self, image, **kwargs):  # noqa: N802 (OpenCV's name)
+        self.min_sizes.append(kwargs["minSize"][0])
+        return self.cascade.detectMultiScale3(image, **kwargs)
+
+
+@pytest.mark.parametrize("head_side, passes", [(400, 1), (200, 2)])
+def test_large_faces_are_searched_first_and_small_ones_still_found(face_rgb, monkeypatch, head_side, passes):
+    from emoreply.emotion_cnn import image_processing_emotion_cnn as module
+
+    frame = np.full((480, 640, 3), 200, np.uint8)  # the head pasted at two sizes: face 125 px or 62 px
+    frame[40 : 40 + head_side, 120 : 120 + head_side] = np.asarray(
+        Image.fromarray(face_rgb[0:300, 75:375]).resize((head_side, head_side))
+    )
+    spy = CascadeSpy(module._face_cascade())
+    monkeypatch.setattr(module, "_face_cascade", lambda: spy)
+    gray = module.to_gray_uint8(frame)
+    boxes = processor.detect_faces(gray)
+    # Frame 640x480 detected at 320x240: first pass windows >= 15% of 240 px, then >= 24 px.
+    assert spy.min_sizes == [36, 24][:passes]
+    assert len(boxes) == 1 and boxes[0][0] > 120 and boxes[0][2] < 120 + head_side
+    single_pass = EmotionCNNImageProcessor(large_face_fraction=0)
+    if passes == 2:  # no large face: the second pass is the full search, same answer as a single pass
+        assert boxes == single_pass.detect_faces(gray)
+
+
 def test_fer_sized_faces_skip_detection():
     face = np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)
     out = processor(face, return_face_boxes=True)

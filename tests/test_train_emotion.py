@@ -113,15 +113,16 @@ def test_warm_start_begins_from_the_saved_weights(fer_folder, tmp_path):
 
 def test_interrupted_run_resumes_from_its_last_checkpoint(fer_folder, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    run(fer_folder, straight, "--num_epochs", "3")
-    run(fer_folder, resumed, "--num_epochs", "3", "--keep_checkpoints", "3")
+    swa = ("--swa_start_epoch", "2")  # the weight average is part of the state that must resume
+    run(fer_folder, straight, "--num_epochs", "3", *swa)
+    run(fer_folder, resumed, "--num_epochs", "3", "--keep_checkpoints", "3", *swa)
     # Simulate a kill after epoch 1: drop later checkpoints, leave a half-written one behind.
     for ckpt in sorted_checkpoints(resumed)[1:]:
         shutil.rmtree(ckpt)
     (resumed / "checkpoints" / "epoch_9").mkdir()  # no trainer_state.json: incomplete, ignored
     first = sorted_checkpoints(resumed)
     assert [c.name for c in first] == ["epoch_1"]
-    run(fer_folder, resumed, "--num_epochs", "3", "--resume_from_checkpoint", "latest")
+    run(fer_folder, resumed, "--num_epochs", "3", "--resume_from_checkpoint", "latest", *swa)
     state = json.loads((sorted_checkpoints(resumed)[-1] / "trainer_state.json").read_text())
     assert [h["epoch"] for h in state["history"]] == [1, 2, 3]
     straight_state = json.loads((sorted_checkpoints(straight)[-1] / "trainer_state.json").read_text())
@@ -129,6 +130,36 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(fer_folder, tmp_path):
     for a, b in zip(state["history"], straight_state["history"], strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
         assert a["val_accuracy"] == pytest.approx(b["val_accuracy"], abs=1e-6)
+    averaged = [json.loads((d / "training_history.json").read_text())["averaged"] for d in (resumed, straight)]
+    assert averaged[0] == pytest.approx(averaged[1])
+
+
+def test_weight_averaging_exports_the_mean_of_the_epochs_when_it_wins(fer_folder, tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    run(fer_folder, out, "--num_epochs", "3", "--swa_start_epoch", "2", "--keep_checkpoints", "3")
+    averaged = json.loads((out / "training_history.json").read_text())["averaged"]
+    assert averaged["first_epoch"] == 2 and averaged["last_epoch"] == 3 and 0 <= averaged["val_accuracy"] <= 1
+    epochs = [load_file(out / "checkpoints" / f"epoch_{n}" / "model.safetensors") for n in (2, 3)]
+    # The running mean lives in the checkpoint (our own file, read weights-only): n = 2, the mean of 2 and 3.
+    swa = torch.load(out / "checkpoints" / "epoch_3" / "custom_checkpoint_0.pkl", weights_only=True)
+    assert swa["n_averaged"].item() == 2
+    for key, first in epochs[0].items():
+        if key.endswith(".weight") and first.is_floating_point():
+            torch.testing.assert_close(swa[f"module.{key}"], (first + epochs[1][key]) / 2)
+    exported = load_file(out / "model.safetensors")
+    best_epoch = json.loads((out / "training_history.json").read_text())["best_epoch"]
+    # Exported: the average (its BatchNorm statistics recomputed) if it won on validation, else the best epoch.
+    expected = (
+        {k[len("module.") :]: v for k, v in swa.items() if k.startswith("module.")}
+        if averaged["kept"]
+        else (load_file(out / "checkpoints" / f"epoch_{best_epoch}" / "model.safetensors"))
+    )
+    for key in exported:
+        if key.endswith(".weight"):
+            torch.testing.assert_close(exported[key], expected[key])
+    assert "Weight averaging (SWA): the mean of the weights after epochs 2-3" in (out / "README.md").read_text()
 
 
 def test_corrupt_checkpoint_is_named_in_the_error(fer_folder, tmp_path):

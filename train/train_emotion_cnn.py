@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
+from torch.optim.swa_utils import AveragedModel, update_bn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
@@ -63,6 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hidden_size", type=int, default=256)
     parser.add_argument(
         "--init_from", help="warm start: a saved model folder whose weights start a new schedule (same widths)"
+    )
+    parser.add_argument(
+        "--swa_start_epoch",
+        type=int,
+        default=0,
+        help="stochastic weight averaging: average the weights of every epoch from this one on (0: off)",
     )
     parser.add_argument("--optuna_trials", type=int, default=0, help="search lr, batch size, dropout first")
     parser.add_argument("--optuna_epochs", type=int, default=5, help="epochs per Optuna trial")
@@ -108,6 +115,10 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
         optimizer, int(args.warmup_ratio * steps), steps, min_lr_rate=args.min_lr_ratio
     )
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    # SWA: a running mean of the weights at each epoch's end; saved in checkpoints, so it resumes too.
+    swa = AveragedModel(accelerator.unwrap_model(model)) if args.swa_start_epoch else None
+    if swa is not None:
+        accelerator.register_for_checkpointing(swa)
 
     state = TrainerState()
     if args.resume_from_checkpoint and (ckpt := resolve_checkpoint(args.resume_from_checkpoint, output_dir)):
@@ -145,6 +156,8 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
             loss_sum += loss.item() * len(labels)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
         seconds = time.perf_counter() - start
+        if swa is not None and epoch + 1 >= args.swa_start_epoch:
+            swa.update_parameters(accelerator.unwrap_model(model))
         val_x, val_y = data["val"]
         preds = predict(accelerator.unwrap_model(model), processor, val_x)
         metrics = {
@@ -169,6 +182,8 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
             if trial.should_prune():
                 break
 
+    if swa is not None and swa.n_averaged > 0 and accelerator.is_main_process:
+        finish_weight_average(swa.module, loader, processor, data["val"], args, state)
     if accelerator.is_main_process and state.history:
         (output_dir / "training_history.json").write_text(json.dumps(asdict(state), indent=1) + "\n")
         plot_curves(
@@ -191,6 +206,46 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
                 accelerator.print(f"pushed to {url}")
     accelerator.wait_for_everyone()
     return state
+
+
+def finish_weight_average(
+    averaged: EmotionCNNForImageClassification,
+    loader: DataLoader,
+    processor: EmotionCNNImageProcessor,
+    val: tuple[torch.Tensor, torch.Tensor],
+    args: argparse.Namespace,
+    state: TrainerState,
+) -> None:
+    """Recompute BatchNorm statistics for the averaged weights; export them if they beat the best epoch.
+
+    The running statistics of the last epoch do not belong to the mean of the weights, so they are
+    measured again on one pass over the (augmented, as in training) training images.
+    """
+    device = next(averaged.parameters()).device
+    aug_gen = torch.Generator().manual_seed(args.seed * 1000 - 1)
+    batches = (
+        augment(processor.normalize_faces(images.cpu()), aug_gen, args.augment_strength)
+        if args.augment_strength > 0
+        else processor.normalize_faces(images.cpu())
+        for images, _ in loader
+    )
+    update_bn((x.to(device, memory_format=torch.channels_last) for x in batches), averaged)
+    val_x, val_y = val
+    accuracy = (predict(averaged, processor, val_x) == val_y).float().mean().item() if len(val_y) else 0.0
+    first = max(args.swa_start_epoch, 1)
+    kept = state.best_metric is None or accuracy > state.best_metric
+    state.averaged = {"first_epoch": first, "last_epoch": state.epoch, "val_accuracy": accuracy, "kept": kept}
+    if kept:
+        averaged.save_pretrained(args.output_dir)
+        processor.save_pretrained(args.output_dir)
+    logger.info(
+        "weight average of epochs %d-%d: val_acc %.4f (best epoch %.4f): %s",
+        first,
+        state.epoch,
+        accuracy,
+        state.best_metric or 0.0,
+        "exported" if kept else "not kept",
+    )
 
 
 def optuna_search(args: argparse.Namespace, data: dict) -> argparse.Namespace:

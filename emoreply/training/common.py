@@ -40,6 +40,7 @@ class TrainerState:
     best_epoch: int = 0
     bad_epochs: int = 0  # epochs since the best one, for early stopping
     history: list[dict[str, Any]] = field(default_factory=list)
+    averaged: dict[str, Any] | None = None  # weight averaging (SWA) over epochs, when the run used it
 
     def update(self, metrics: dict[str, Any], key: str, greater_is_better: bool) -> bool:
         """Record one finished epoch; return True when it is the best so far."""
