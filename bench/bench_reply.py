@@ -2,10 +2,12 @@
 
     python bench/bench_reply.py [--model emoreply/pretrained/reply-t5] [--quick]
 
-For the bundled responder and a t5-small-sized model. The t5-small-sized model has random
-weights (the real ones need the Hub) and is forced to generate exactly 20 new tokens, so its cost
-is that of a full-length reply. Training throughput uses DailyDialog's mean lengths (23 prompt
-tokens, 14 reply tokens with the project tokenizer) in batches of 32.
+For the bundled responder (at its natural reply lengths, and forced to exactly 20 new tokens so
+that a sweep and one reply do the same number of decoding steps) and a t5-small-sized model. The
+t5-small-sized model has random weights (the real ones need the Hub) and is forced to generate
+exactly 20 new tokens, so its cost is that of a full-length reply. Training throughput uses
+DailyDialog's mean lengths (23 prompt tokens, 14 reply tokens with the project tokenizer) in
+batches of 32.
 """
 
 from __future__ import annotations
@@ -44,10 +46,16 @@ def t5_small_sized(tokenizer_dir: str) -> ReplyDrafter:
 
 
 def rows_for(name: str, drafter: ReplyDrafter, repeat: int, fixed_length: bool) -> list[dict]:
-    # min_new_tokens pins the length so random weights cost as much as a real 20-token reply.
+    # min_new_tokens pins the length: random weights then cost as much as a real 20-token reply, and
+    # a sweep is compared with one reply of the same length (at natural lengths it waits for its longest).
     extra = {"min_new_tokens": drafter.max_new_tokens} if fixed_length else {}
     prompt, _ = drafter.prompt(MESSAGE, "happy")
     prompts = [drafter.prompt(MESSAGE, e)[0] for e in drafter.emotions]
+    # Decoding steps: the reply's tokens + EOS (at fixed length, max_new_tokens for every reply).
+    steps = [
+        drafter.max_new_tokens if fixed_length else len(drafter.tokenizer(c[0])["input_ids"])
+        for c in drafter.generate([prompt, *prompts])
+    ]
     one = measure(lambda: drafter.generate([prompt], **extra), warmup=3, repeat=repeat)
     seven = measure(lambda: drafter.generate(prompts, batch_size=7, **extra), warmup=2, repeat=max(3, repeat // 2))
     sequential = measure(
@@ -56,7 +64,12 @@ def rows_for(name: str, drafter: ReplyDrafter, repeat: int, fixed_length: bool) 
     int8 = ReplyDrafter(quantize_int8(drafter.model), drafter.tokenizer, max_new_tokens=drafter.max_new_tokens)
     one_int8 = measure(lambda: int8.generate([prompt], **extra), warmup=3, repeat=repeat)
     return [
-        {"name": f"{name}: one reply (greedy, ≤20 new tokens)", **one, "baseline": True},
+        {
+            "name": f"{name}: one reply (greedy, {'20' if fixed_length else '≤20'} new tokens)",
+            **one,
+            "baseline": True,
+            "note": f"{steps[0]} decoding steps",
+        },
         {
             "name": f"{name}: one reply, int8 dynamic quantisation",
             **one_int8,
@@ -66,7 +79,8 @@ def rows_for(name: str, drafter: ReplyDrafter, repeat: int, fixed_length: bool) 
             "name": f"{name}: 7-emotion sweep, one batched generate",
             **seven,
             "ratio": seven["median_ms"] / one["median_ms"],
-            "note": f"{sequential['median_ms'] / seven['median_ms']:.1f}x faster than 7 calls",
+            "note": f"{sequential['median_ms'] / seven['median_ms']:.1f}x faster than 7 calls; "
+            f"{max(steps[1:])} decoding steps (its longest reply)",
         },
     ]
 
@@ -102,6 +116,7 @@ def main(argv: list[str] | None = None) -> str:
     bundled = ReplyDrafter.from_pretrained(args.model)
     sized = t5_small_sized(args.t5_tokenizer)
     rows = rows_for("bundled responder", bundled, repeat, fixed_length=False)
+    rows += rows_for("bundled responder, fixed length", bundled, repeat, fixed_length=True)
     rows += rows_for("t5-small-sized (random)", sized, max(3, repeat // 2), fixed_length=True)
     steps = 3 if args.quick else 20
     rows.append(training_row("bundled responder", bundled.model, steps))

@@ -53,6 +53,27 @@ def test_draft_greedy_beams_and_sampling(drafter):
     assert drafter.draft("Hi", None).emotion is None  # the no-emotion prompt
 
 
+def test_a_draft_that_repeats_the_message_is_replaced_by_a_beam_that_does_not(drafter, monkeypatch):
+    tok = drafter.tokenizer
+    echo, fresh = (tok.decode(tok(t)["input_ids"], skip_special_tokens=True) for t in ("thank you", "you are welcome"))
+    calls: list[dict] = []
+
+    def fake_generate(**kwargs):  # greedy echoes the message; the guard's 4 beams start with the echo too
+        calls.append(kwargs)
+        beams = [echo] if kwargs["num_return_sequences"] == 1 else [echo, fresh, fresh, echo]
+        texts = beams * len(kwargs["input_ids"])
+        return tok(texts, padding=True, return_tensors="pt")["input_ids"]
+
+    monkeypatch.setattr(drafter.model, "generate", fake_generate)
+    draft = drafter.draft(echo, "happy")
+    assert draft.text == fresh and [c["num_beams"] for c in calls] == [1, 4]
+    assert drafter.sweep(echo)["sad"] == fresh  # every path that knows the message is guarded
+    calls.clear()
+    assert drafter.generate([build_prompt(echo, "happy")])[0] == [echo]  # no messages given: no guard
+    monkeypatch.setattr(drafter, "avoid_copies", False)
+    assert drafter.draft(echo, "happy").text == echo and len(calls) == 2  # guard off: one call, the echo
+
+
 def test_greedy_drafts_never_repeat_a_trigram(drafter, monkeypatch):
     calls = count_generate(monkeypatch, drafter.model)
     drafter.generate([build_prompt("Hi", "sad")], max_new_tokens=40)

@@ -18,7 +18,9 @@ emotion matter?); the base model with the same prompt string, when it can be loa
 - copy rate: see ``emoreply.reply.metrics.is_copy`` (identical words, or a reply of >= 3 words of
   which >= 80% occur in the message).
 - BLEU: sacrebleu corpus BLEU against the single reference reply.
-Greedy decoding (no repeated 3-grams), at most ``--max_new_tokens`` new tokens, inputs truncated to 50 tokens.
+Greedy decoding (no repeated 3-grams), at most ``--max_new_tokens`` new tokens, inputs truncated to 50 tokens;
+the copy guard (a greedy reply that repeats its message is replaced by the best of 4 beams that does not)
+is on, as in the app, unless ``--no_copy_guard``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", help="where eval_results.json/.md go (default: the model folder)")
     parser.add_argument("--update_card", action="store_true", help="rewrite the model folder's README.md")
     parser.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of the T5s (its quality cost)")
+    parser.add_argument("--no_copy_guard", action="store_true", help="score raw greedy replies, copies included")
     parser.add_argument("--num_examples", type=int, default=10, help="sample replies kept in the JSON")
     parser.add_argument("--no_progress", action="store_true")
     args = parser.parse_args(argv)
@@ -81,7 +84,8 @@ def score_row(
         pairs.add_column("row_prompt", prompts), tokenizer, drafter.max_source_tokens, prompt_column="row_prompt"
     )
     loss = corpus_loss(model, DataLoader(tokenized, batch_size=args.batch_size, collate_fn=make_collator(tokenizer)))
-    replies = [c[0] for c in _generate(drafter, prompts, base, args, "replies")]
+    contexts = list(pairs["context"])
+    replies = [c[0] for c in _generate(drafter, prompts, contexts, base, args, "replies")]
     references, emotions = list(pairs["response"]), list(pairs["emotion"])
     judged = np.asarray(judge.predict(replies))
     hit = judged == np.asarray(emotions)
@@ -102,7 +106,9 @@ def score_row(
         "empty_reply_rate": float(np.mean([not r for r in replies])) if replies else 0.0,
     }
     if sweep_prompts:
-        swept = np.asarray(judge.predict([c[0] for c in _generate(drafter, sweep_prompts, base, args, "sweep")]))
+        swept_contexts = [c for c in contexts[: len(sweep_prompts) // len(EMOTIONS)] for _ in EMOTIONS]
+        swept_replies = [c[0] for c in _generate(drafter, sweep_prompts, swept_contexts, base, args, "sweep")]
+        swept = np.asarray(judge.predict(swept_replies))
         requested = np.asarray(list(EMOTIONS) * (len(sweep_prompts) // len(EMOTIONS)))
         per = {e: float((swept[requested == e] == e).mean()) for e in EMOTIONS}
         row["controllability_per_emotion"] = per
@@ -110,10 +116,13 @@ def score_row(
     return row, replies
 
 
-def _generate(drafter: ReplyDrafter, prompts: list[str], base: bool, args: argparse.Namespace, what: str):
+def _generate(
+    drafter: ReplyDrafter, prompts: list[str], messages: list[str], base: bool, args: argparse.Namespace, what: str
+) -> list[list[str]]:
     out = []
     for start in tqdm(range(0, len(prompts), args.batch_size), desc=what, leave=False, disable=args.no_progress):
-        out += drafter.generate(prompts[start : start + args.batch_size], base=base, batch_size=args.batch_size)
+        end = start + args.batch_size
+        out += drafter.generate(prompts[start:end], base=base, batch_size=args.batch_size, messages=messages[start:end])
     return out
 
 
@@ -124,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     drafter = ReplyDrafter.from_pretrained(
         args.model, base_model=base_name, max_new_tokens=args.max_new_tokens, int8=args.int8
     )
+    drafter.avoid_copies = not args.no_copy_guard
     if drafter.base_error:
         logger.warning("%s", drafter.base_error)
     judge = EmotionJudge.load(args.judge)
@@ -165,6 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
         "context_turns": turns,
         "max_new_tokens": args.max_new_tokens,
         "no_repeat_ngram_size": drafter.no_repeat_ngram_size,
+        "copy_guard": drafter.avoid_copies,
         "reference_copy_rate": copy_rate(references, list(pairs["context"])),  # how often people do it
         "int8": args.int8,
         "judge": {

@@ -160,7 +160,13 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
         eval_section = (
             f"{evaluation['num_pairs']:,} test pairs, greedy decoding"
             f"{' with no repeated ' + str(n) + '-grams' if (n := evaluation.get('no_repeat_ngram_size')) else ''}"
-            "; controllability on "
+            + (
+                " and the copy guard (a reply that repeats the message is replaced by the best of 4 beams "
+                "that does not, as in the app)"
+                if evaluation.get("copy_guard")
+                else ""
+            )
+            + "; controllability on "
             f"{evaluation['num_sweep_contexts']:,} contexts x 7 requested emotions. Emotions are read by the "
             f"project's TF-IDF emotion judge{judge_note}, so emotion scores are approximate; a model that always "
             "answers neutrally already scores ~83% emotion accuracy, hence the non-neutral column. Copy rate: "

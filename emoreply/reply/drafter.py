@@ -14,6 +14,7 @@ import torch
 from ..emotion_cnn import EMOTIONS, check_emotion
 from ..loading import PRETRAINED_DIR, ModelLoadError, load_pretrained
 from .data import MAX_SOURCE_TOKENS
+from .metrics import is_copy
 from .prompt import build_prompt, fit_history, normalize_text, prepare_message
 
 # Bundled with the package once trained; otherwise the Hub copy is used.
@@ -24,6 +25,9 @@ MAX_NEW_TOKENS = 20
 # Greedy decoding (the paper's) may not repeat any 3-gram: small T5s otherwise loop
 # ("I am sorry, but I am sorry, but ..."); measured to raise distinct-2 for every prompt variant.
 NO_REPEAT_NGRAM_SIZE = 3
+# A draft that repeats the message ("Thank you." -> "Thank you.") is no reply: such drafts (0.13% of
+# the bundled model's greedy test replies) are replaced by the best of this many beams that does not.
+COPY_GUARD_BEAMS = 4
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class ReplyDrafter:
         max_new_tokens: int = MAX_NEW_TOKENS,
         max_source_tokens: int = MAX_SOURCE_TOKENS,
         no_repeat_ngram_size: int = NO_REPEAT_NGRAM_SIZE,
+        avoid_copies: bool = True,
         name: str | None = None,
         base_name: str | None = None,
     ) -> None:
@@ -101,6 +106,7 @@ class ReplyDrafter:
         self.max_new_tokens = max_new_tokens
         self.max_source_tokens = max_source_tokens
         self.no_repeat_ngram_size = no_repeat_ngram_size  # 0: off
+        self.avoid_copies = avoid_copies  # the copy guard, for calls that pass the messages
         self.name, self.base_name = name, base_name
 
     @classmethod
@@ -173,11 +179,13 @@ class ReplyDrafter:
         sampling: bool = False,
         base: bool = False,
         batch_size: int = 64,
+        messages: Sequence[str] | None = None,
         **generate_kwargs: Any,
     ) -> list[list[str]]:
         """Candidates per prompt (best first): greedy for one, beam search or nucleus sampling for several.
 
         One ``model.generate`` call per ``batch_size`` prompts; ``generate_kwargs`` override the defaults.
+        ``messages`` (the message each prompt answers) turns on the copy guard (``avoid_copies``).
         """
         if base and self.base_model is None:
             raise RuntimeError(self.base_error or "No base model was loaded (pass base_model= to from_pretrained).")
@@ -201,7 +209,17 @@ class ReplyDrafter:
             out = model.generate(**enc, **options)  # (len(chunk) * num_candidates, T)
             texts = [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
             results.extend(texts[i : i + num_candidates] for i in range(0, len(texts), num_candidates))
+        if messages is not None and self.avoid_copies:
+            for i, message in enumerate(messages):
+                if is_copy(results[i][0], message):
+                    results[i] = self._without_copies(results[i], prompts[i], message, base)
         return results
+
+    def _without_copies(self, candidates: list[str], prompt: str, message: str, base: bool) -> list[str]:
+        """``candidates`` led by the best beam that does not repeat ``message`` (unchanged if every beam does)."""
+        beams = self.generate([prompt], COPY_GUARD_BEAMS, base=base)[0]
+        fresh = [c for c in dict.fromkeys(beams + candidates) if not is_copy(c, message)]
+        return (fresh + [c for c in candidates if c not in fresh])[: len(candidates)] if fresh else candidates
 
     def draft(
         self,
@@ -213,13 +231,13 @@ class ReplyDrafter:
     ) -> Draft:
         """A reply to ``message`` in ``emotion`` (None: let the model choose); greedy unless asked otherwise."""
         prompt, truncated = self.prompt(message, emotion, history)
-        candidates = self.generate([prompt], num_candidates, sampling)[0]
+        candidates = self.generate([prompt], num_candidates, sampling, messages=[message])[0]
         return Draft(candidates[0], _emotion_name(emotion), truncated, tuple(candidates))
 
     def sweep(self, message: str, history: Sequence[str] | None = None) -> dict[str, str]:
         """Emotion -> greedy reply for all seven emotions, from one batched ``generate`` call."""
         prompts = [self.prompt(message, emotion, history)[0] for emotion in EMOTIONS]
-        replies = self.generate(prompts, batch_size=len(prompts))
+        replies = self.generate(prompts, batch_size=len(prompts), messages=[message] * len(prompts))
         return {emotion: reply[0] for emotion, reply in zip(EMOTIONS, replies, strict=True)}
 
     def compare(
@@ -234,11 +252,11 @@ class ReplyDrafter:
         prompt, truncated = self.prompt(message, emotion, history)
         if self.base_model is not None and concurrent:
             with ThreadPoolExecutor(max_workers=2) as pool:
-                base_job = pool.submit(self.generate, [prompt], base=True)
-                tuned = self.generate([prompt])[0][0]
+                base_job = pool.submit(self.generate, [prompt], base=True, messages=[message])
+                tuned = self.generate([prompt], messages=[message])[0][0]
                 base = base_job.result()[0][0]
         else:
-            tuned = self.generate([prompt])[0][0]
-            base = self.generate([prompt], base=True)[0][0] if self.base_model is not None else None
+            tuned = self.generate([prompt], messages=[message])[0][0]
+            base = self.generate([prompt], base=True, messages=[message])[0][0] if self.base_model is not None else None
         error = None if self.base_model is not None else (self.base_error or "No base model was loaded.")
         return Comparison(Draft(tuned, _emotion_name(emotion), truncated, (tuned,)), base, error)
