@@ -72,6 +72,11 @@ def cnn_rows(reader: EmotionReader, plain: EmotionCNNForImageClassification, rep
         row("CNN batch 1, inference_mode, mirror TTA", lambda: plain(x1), repeat=repeat, note="2 views in one pass")
         row("CNN batch 1, inference_mode, fused, mirror TTA (the reader)", lambda: fused(x1), repeat=repeat)
         row("CNN batch 1, inference_mode, fused, mirror TTA, 1 thread", lambda: fused(x1), 1, repeat=repeat)
+        shift, config.test_time_shift = config.test_time_shift, 2
+        row(
+            "CNN batch 1, inference_mode, fused, ten-view TTA", lambda: fused(x1), repeat=repeat, note="mirror x shifts"
+        )
+        config.test_time_shift = shift
         big = measure(lambda: fused(x256), warmup=2, repeat=max(5, repeat // 5))
         rows.append(
             {"name": "CNN batch 256, fused, mirror TTA", **big, "note": f"{256 / big['median_ms'] * 1000:.0f} faces/s"}

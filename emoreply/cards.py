@@ -97,10 +97,10 @@ face raises `NoFaceError` (or, with `return_face_boxes=True`, is reported as `fa
 ## Training
 
 - Data: FER-2013 `Training` split (28,709 images), {val_pct:.0%} of each class held out for
-  validation and early stopping; the test split was used once, for the table above.
+  validation, early stopping and every choice; the test split is only scored, at the end of a run.
 - Loss: class-weighted cross-entropy, weights `{weighting}` of class frequency, normalised{focal}.
-- Optimiser: {optimizer}, lr {lr:g}, weight decay {wd:g}, batch {bs}, cosine schedule with
-  {warmup:.0%} warm-up, up to {max_epochs} epochs, early stopping patience {patience}.
+- Optimiser: {optimizer}, lr {lr:g}, weight decay {wd:g}, batch {bs}, {schedule}, up to
+  {max_epochs} epochs, early stopping patience {patience}.
 - Augmentation: horizontal flip, rotation ±12°, scale ±12%, shift ±10%, random erasing
   (strength {aug:g}); dropout {conv_do:g} (conv blocks) / {fc_do:g} (FC).{warm_start}{averaged}
 - Full arguments: `training_args.json`.{notes}
@@ -211,7 +211,11 @@ def write_emotion_card(
         lr=args.learning_rate,
         wd=args.weight_decay,
         bs=args.batch_size,
-        warmup=args.warmup_ratio,
+        schedule=(
+            "constant learning rate"
+            if getattr(args, "min_lr_ratio", 0.0) >= 1.0
+            else f"cosine schedule with {args.warmup_ratio:.0%} warm-up"
+        ),
         max_epochs=args.num_epochs,
         patience=args.patience,
         aug=args.augment_strength,

@@ -21,7 +21,7 @@ class EmotionReading:
 
     face_found: bool
     box: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) in the input image's pixels
-    num_faces: int = 0
+    num_faces: int = 0  # faces found (with a large face present, only the large ones are searched)
     probabilities: dict[str, float] = field(default_factory=dict)  # emotion -> probability, all 7
     emotion: str | None = None  # the most probable emotion
 
