@@ -84,6 +84,15 @@ def test_large_faces_are_searched_first_and_small_ones_still_found(face_rgb, mon
         assert boxes == single_pass.detect_faces(gray)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [{"min_face_fraction": 0}, {"large_face_fraction": 1.5}, {"detection_size": 10}, {"image_std": 0}],
+)
+def test_processor_settings_are_validated(bad):
+    with pytest.raises(ValueError, match="must be in|Invalid processor settings"):
+        EmotionCNNImageProcessor(**bad)
+
+
 def test_fer_sized_faces_skip_detection():
     face = np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)
     out = processor(face, return_face_boxes=True)

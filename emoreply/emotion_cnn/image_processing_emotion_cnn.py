@@ -118,6 +118,16 @@ class EmotionCNNImageProcessor(BaseImageProcessor):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if not 0.0 < min_face_fraction <= 1.0 or not 0.0 <= large_face_fraction <= 1.0:
+            raise ValueError(
+                f"min_face_fraction must be in (0, 1] and large_face_fraction in [0, 1], got "
+                f"{min_face_fraction} and {large_face_fraction}"
+            )
+        if detection_size < 24 or size < 8 or image_std <= 0 or not 0.0 <= face_margin <= 1.0:
+            raise ValueError(
+                f"Invalid processor settings: detection_size {detection_size} (>= 24), size {size} (>= 8), "
+                f"image_std {image_std} (> 0), face_margin {face_margin} (0 to 1)"
+            )
         self.size = size
         self.image_mean = image_mean
         self.image_std = image_std
