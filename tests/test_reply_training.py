@@ -119,6 +119,11 @@ def test_fine_tuning_a_pretrained_folder_and_push_to_hub(dailydialog_dir, tiny_m
     assert "checkpoints/*" in uploaded["ignore"]
     card = (out / "README.md").read_text()
     assert "someone/reply-test" in card and f"base_model: {tiny_model_dir}" in card
+    # A second cycle from that run's folder is a warm restart: the card names the previous cycle, not a base model.
+    again = tmp_path / "second-cycle"
+    run(dailydialog_dir, again, "--model_name_or_path", str(out), "--num_epochs", "1")
+    card = (again / "README.md").read_text()
+    assert "base_model:" not in card and f"the weights and tokenizer in `{out}` (the previous cycle)" in card
 
 
 def test_resume_continues_from_the_last_epoch(dailydialog_dir, tiny_config, tmp_path):

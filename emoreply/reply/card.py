@@ -148,6 +148,8 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
     params = _count_params(folder)
     scratch = bool(args.get("config_name") or args.get("config_overrides"))
     base = args.get("model_name_or_path", DEFAULT_BASE_MODEL_ID)
+    # A folder this script wrote (it has training_args.json) is an earlier cycle, not a base model to cite.
+    warm_restart = not scratch and (Path(base) / "training_args.json").is_file()
     best = next((h for h in state["history"] if h["epoch"] == state["best_epoch"]), {})
     if evaluation:
         judge = evaluation["judge"]
@@ -183,14 +185,22 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
         eval_section = "Not evaluated yet: run `train/evaluate_replies.py`, then regenerate this card."
     text = CARD.format(
         name=folder.name,
-        base_model_line="" if scratch else f"base_model: {base}\n",
+        base_model_line="" if scratch or warm_restart else f"base_model: {base}\n",
         params=params,
-        origin="trained from scratch" if scratch else f"fine-tuned from {base}",
+        origin=(
+            "trained from scratch"
+            if scratch
+            else "trained in several cycles, each from the last"
+            if warm_restart
+            else f"fine-tuned from {base}"
+        ),
         origin_long=(
             f"Model: T5 from scratch (d_model {config.get('d_model')}, {config.get('num_layers')}+"
             f"{config.get('num_decoder_layers')} layers, {config.get('num_heads')} heads, d_ff {config.get('d_ff')}), "
             f"own Unigram tokenizer ({config.get('vocab_size')} pieces) trained on the training pairs."
             if scratch
+            else f"Model: the weights and tokenizer in `{base}` (the previous cycle) trained further end to end."
+            if warm_restart
             else f"Model: {base} fine-tuned end to end with its own tokenizer."
         ),
         emotions=", ".join(EMOTIONS),
