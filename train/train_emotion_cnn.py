@@ -76,6 +76,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parse_with_preset(parser, argv)
 
 
+def training_batch(
+    images: torch.Tensor, processor: EmotionCNNImageProcessor, gen: torch.Generator, strength: float, device
+) -> torch.Tensor:
+    """(B, 1, 48, 48) uint8 faces -> normalised, augmented (unless strength is 0), channels_last on device."""
+    x = processor.normalize_faces(images.cpu())
+    if strength > 0:
+        x = augment(x, gen, strength)
+    return x.to(device, memory_format=torch.channels_last)  # the model's layout (see train())
+
+
 def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=None) -> TrainerState:
     """One training run into ``args.output_dir``; returns its bookkeeping (history, best epoch)."""
     accelerator = Accelerator(
@@ -143,10 +153,7 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
         )
         for images, labels in bar:
             with accelerator.accumulate(model):
-                x = processor.normalize_faces(images.cpu())  # (B, 1, 48, 48)
-                if args.augment_strength > 0:
-                    x = augment(x, aug_gen, args.augment_strength)
-                x = x.to(accelerator.device, memory_format=torch.channels_last)
+                x = training_batch(images, processor, aug_gen, args.augment_strength, accelerator.device)
                 loss = model(x, labels=labels).loss
                 accelerator.backward(loss)
                 optimizer.step()
@@ -223,13 +230,8 @@ def finish_weight_average(
     """
     device = next(averaged.parameters()).device
     aug_gen = torch.Generator().manual_seed(args.seed * 1000 - 1)
-    batches = (
-        augment(processor.normalize_faces(images.cpu()), aug_gen, args.augment_strength)
-        if args.augment_strength > 0
-        else processor.normalize_faces(images.cpu())
-        for images, _ in loader
-    )
-    update_bn((x.to(device, memory_format=torch.channels_last) for x in batches), averaged)
+    batches = (training_batch(images, processor, aug_gen, args.augment_strength, device) for images, _ in loader)
+    update_bn(batches, averaged)
     val_x, val_y = val
     accuracy = (predict(averaged, processor, val_x) == val_y).float().mean().item() if len(val_y) else 0.0
     first = max(args.swa_start_epoch, 1)
