@@ -26,7 +26,10 @@ __all__ = [
     "check_emotion",
 ]
 
-# The reply drafter (emoreply.reply): prompt, drafter and the emotion judge used to evaluate it.
+# The two halves' user-facing APIs: the emotion reader, and the reply drafter (emoreply.reply) with
+# its prompt and the emotion judge used to evaluate it.
+from .reader import EmotionReader, EmotionReading  # noqa: E402
 from .reply import Comparison, Draft, EmotionJudge, ReplyDrafter, build_prompt, normalize_text  # noqa: E402
 
-__all__ += ["Comparison", "Draft", "EmotionJudge", "ReplyDrafter", "build_prompt", "normalize_text"]
+__all__ += ["EmotionReader", "EmotionReading", "Comparison", "Draft", "EmotionJudge", "ReplyDrafter"]
+__all__ += ["build_prompt", "normalize_text"]
