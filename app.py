@@ -1,6 +1,7 @@
 """emoreply's Gradio app (also a Hugging Face Space): your face picks the tone of your reply.
 
-    python app.py [--emotion-model PATH_OR_ID] [--reply-model PATH_OR_ID] [--base-model ID|none] [--int8]
+    python app.py [--emotion-model PATH_OR_ID] [--reply-model PATH_OR_ID] [--base-model ID|none]
+                  [--precision fp32|bf16|int8]
 
 Pure handlers first (unit-tested without a browser), then the layout, then the event wiring.
 Frames and messages are processed in memory: never logged, never written by this app.
@@ -18,7 +19,7 @@ import numpy as np
 
 from emoreply import DISPLAY_NAMES, EMOTIONS
 from emoreply.reader import EmotionReader
-from emoreply.reply import DEFAULT_BASE_MODEL_ID, ReplyDrafter
+from emoreply.reply import DEFAULT_BASE_MODEL_ID, PRECISIONS, ReplyDrafter
 
 EXAMPLE_MESSAGES = [
     "How is your day going?",
@@ -45,15 +46,15 @@ def load_models(
     emotion_model: str | None = None,
     reply_model: str | None = None,
     base_model: str | None = None,
-    int8: bool = False,
+    precision: str = "fp32",
 ) -> Models:
     """Bundled models by default; a base model that cannot be loaded (offline) is reported, not fatal.
 
-    ``int8``: dynamic int8 quantisation of both T5s (CPU; see the README for its measured effect).
+    ``precision``: the T5s' weight format, "fp32", "bf16" or "int8" (see the README for speed and quality).
     """
     base = None if (base_model or "").lower() in ("", "none") else base_model
     reader = EmotionReader.from_pretrained(emotion_model)
-    return Models(reader, ReplyDrafter.from_pretrained(reply_model, base_model=base, int8=int8))
+    return Models(reader, ReplyDrafter.from_pretrained(reply_model, base_model=base, precision=precision))
 
 
 # ---------------------------------------------------------------- handlers (pure functions)
@@ -251,10 +252,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Hub id or folder of the base T5 for comparison; 'none' to skip",
     )
     parser.add_argument(
-        "--int8",
-        action="store_true",
-        default=env("EMOREPLY_INT8", "") == "1",
-        help="dynamic int8 quantisation of the T5s (CPU); env EMOREPLY_INT8=1",
+        "--precision",
+        choices=PRECISIONS,
+        default=env("EMOREPLY_PRECISION", "fp32"),
+        help="the T5s' weights: fp32, bf16 (fast on GPUs and CPUs with AVX512-BF16/AMX) or int8 (CPU); "
+        "env EMOREPLY_PRECISION",
     )
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
@@ -263,6 +265,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     args = parse_args()
-    build_demo(load_models(args.emotion_model, args.reply_model, args.base_model, args.int8)).launch(
+    build_demo(load_models(args.emotion_model, args.reply_model, args.base_model, args.precision)).launch(
         server_name=args.host, server_port=args.port, show_error=False
     )

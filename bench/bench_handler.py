@@ -10,7 +10,7 @@ What one "Use my face" round trip costs: app.read_face (detect, crop, CNN) then 
 - t5-small-sized: two random models of google-t5/t5-small's shape, forced to 20 new tokens.
 
 Baseline: base and fine-tuned drafted one after the other; then concurrently (the default), and
-with int8 dynamic quantisation. Peak RSS of an app process holding both t5-small-sized models is
+with int8 or bf16 weights. Peak RSS of an app process holding both t5-small-sized models is
 measured in a fresh subprocess (gradio imported, the Blocks built, 5 round trips run).
 """
 
@@ -34,7 +34,7 @@ from common import measure, table  # noqa: E402
 
 import app  # noqa: E402
 from emoreply.reader import EmotionReader  # noqa: E402
-from emoreply.reply import ReplyDrafter, quantize_int8  # noqa: E402
+from emoreply.reply import ReplyDrafter, with_precision  # noqa: E402
 from emoreply.reply.drafter import DEFAULT_REPLY_MODEL_PATH  # noqa: E402
 
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
@@ -45,7 +45,7 @@ sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
 import app
 from bench_emotion import webcam_frame
 from common import peak_rss_mb
-models = app.load_models(None, {tuned!r}, {base!r}, int8={int8!r})
+models = app.load_models(None, {tuned!r}, {base!r}, precision={precision!r})
 app.build_demo(models)
 frame = webcam_frame()
 for _ in range(5):
@@ -66,19 +66,7 @@ def rows_for(name: str, models: app.Models, repeat: int) -> list[dict]:
     frame = webcam_frame()
     seq = measure(lambda: round_trip(models, frame, False), warmup=2, repeat=repeat)
     par = measure(lambda: round_trip(models, frame, True), warmup=2, repeat=repeat)
-    drafter = models.drafter
-    int8 = app.Models(
-        models.reader,
-        ReplyDrafter(
-            quantize_int8(drafter.model),
-            drafter.tokenizer,
-            quantize_int8(drafter.base_model),
-            drafter.base_tokenizer,
-            max_new_tokens=drafter.max_new_tokens,
-        ),
-    )
-    q = measure(lambda: round_trip(int8, frame, True), warmup=2, repeat=repeat)
-    return [
+    rows = [
         {"name": f"{name}: frame + message -> emotion + 2 drafts, one after the other", **seq, "baseline": True},
         {
             "name": f"{name}: same, drafts concurrent (default)",
@@ -86,13 +74,29 @@ def rows_for(name: str, models: app.Models, repeat: int) -> list[dict]:
             "ratio": seq["median_ms"] / par["median_ms"],
             "note": "speed-up vs baseline",
         },
-        {
-            "name": f"{name}: same, concurrent + int8 T5s",
-            **q,
-            "ratio": seq["median_ms"] / q["median_ms"],
-            "note": "speed-up vs baseline; quality cost in the README",
-        },
     ]
+    drafter = models.drafter
+    for precision in ("int8", "bf16"):
+        low = app.Models(
+            models.reader,
+            ReplyDrafter(
+                with_precision(drafter.model, precision),
+                drafter.tokenizer,
+                with_precision(drafter.base_model, precision),
+                drafter.base_tokenizer,
+                max_new_tokens=drafter.max_new_tokens,
+            ),
+        )
+        timed = measure(lambda: round_trip(low, frame, True), warmup=2, repeat=repeat)  # noqa: B023
+        rows.append(
+            {
+                "name": f"{name}: same, concurrent + {precision} T5s",
+                **timed,
+                "ratio": seq["median_ms"] / timed["median_ms"],
+                "note": "speed-up vs baseline; quality cost in the README",
+            }
+        )
+    return rows
 
 
 def t5_small_sized_folders(tokenizer_dir: str, folder: Path) -> tuple[str, str]:
@@ -107,9 +111,9 @@ def t5_small_sized_folders(tokenizer_dir: str, folder: Path) -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def peak_rss(tuned: str, base: str, int8: bool) -> float:
+def peak_rss(tuned: str, base: str, precision: str) -> float:
     code = RSS_SCRIPT.format(
-        root=str(ROOT), bench=str(Path(__file__).parent), tuned=tuned, base=base, int8=int8, message=MESSAGE
+        root=str(ROOT), bench=str(Path(__file__).parent), tuned=tuned, base=base, precision=precision, message=MESSAGE
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]
@@ -129,11 +133,11 @@ def main(argv: list[str] | None = None) -> str:
         sized = app.load_models(None, tuned, base)
         rows += rows_for("t5-small-sized", sized, max(3, repeat // 2))
         del sized
-        for int8 in (False, True):
-            mb = peak_rss(tuned, base, int8)
+        for precision in ("fp32", "int8", "bf16"):
+            mb = peak_rss(tuned, base, precision)
             rows.append(
                 {
-                    "name": f"app process peak RSS, both t5-small-sized models{' (int8)' if int8 else ''}",
+                    "name": f"app process peak RSS, both t5-small-sized models ({precision})",
                     "note": f"**{mb:.0f} MiB** (VmHWM of a fresh process: load, build the UI, 5 round trips)",
                 }
             )

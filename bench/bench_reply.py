@@ -1,9 +1,11 @@
-"""Reply drafter speed: one reply, int8, a 7-emotion sweep, and training throughput.
+"""Reply drafter speed: one reply (fp32, int8, bf16), a 7-emotion sweep, and training throughput.
 
     python bench/bench_reply.py [--model emoreply/pretrained/reply-t5] [--quick]
 
 For the bundled responder (at its natural reply lengths, and forced to exactly 20 new tokens so
-that a sweep and one reply do the same number of decoding steps) and a t5-small-sized model. The
+that a sweep and one reply do the same number of decoding steps) and a t5-small-sized model. A
+batched sweep decodes until its longest reply ends, so "one reply" is the longest of the seven; the
+sweep's note also compares it with the mean of the seven replies drafted one by one. The
 t5-small-sized model has random weights (the real ones need the Hub) and is forced to generate
 exactly 20 new tokens, so its cost is that of a full-length reply. Training throughput uses
 DailyDialog's mean lengths (23 prompt tokens, 14 reply tokens with the project tokenizer) in
@@ -13,15 +15,18 @@ batches of 32.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import measure, table  # noqa: E402
 
-from emoreply.reply import DEFAULT_REPLY_MODEL_PATH, ReplyDrafter, quantize_int8  # noqa: E402
+import app  # noqa: E402
+from emoreply.reply import DEFAULT_REPLY_MODEL_PATH, ReplyDrafter, with_precision  # noqa: E402
 
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
 
@@ -45,44 +50,83 @@ def t5_small_sized(tokenizer_dir: str) -> ReplyDrafter:
     return ReplyDrafter(T5ForConditionalGeneration(config), AutoTokenizer.from_pretrained(tokenizer_dir))
 
 
-def rows_for(name: str, drafter: ReplyDrafter, repeat: int, fixed_length: bool) -> list[dict]:
+def decoding_steps(drafter: ReplyDrafter, prompts: list[str], fixed_length: bool) -> list[int]:
+    """Decoding steps per prompt: the greedy reply's tokens + EOS (at fixed length, max_new_tokens)."""
+    if fixed_length:
+        return [drafter.max_new_tokens] * len(prompts)
+    return [len(drafter.tokenizer(c[0])["input_ids"]) for c in drafter.generate(prompts)]
+
+
+def rows_for(name: str, drafter: ReplyDrafter, repeat: int, fixed_length: bool, one_thread: bool = False) -> list[dict]:
+    """One reply (fp32, int8, bf16; with ``one_thread`` also fp32 and bf16 on 1 thread) and the sweep."""
     # min_new_tokens pins the length: random weights then cost as much as a real 20-token reply, and
-    # a sweep is compared with one reply of the same length (at natural lengths it waits for its longest).
+    # all seven replies of a sweep are as long as the one reply.
     extra = {"min_new_tokens": drafter.max_new_tokens} if fixed_length else {}
-    prompt, _ = drafter.prompt(MESSAGE, "happy")
     prompts = [drafter.prompt(MESSAGE, e)[0] for e in drafter.emotions]
-    # Decoding steps: the reply's tokens + EOS (at fixed length, max_new_tokens for every reply).
-    steps = [
-        drafter.max_new_tokens if fixed_length else len(drafter.tokenizer(c[0])["input_ids"])
-        for c in drafter.generate([prompt, *prompts])
-    ]
-    one = measure(lambda: drafter.generate([prompt], **extra), warmup=3, repeat=repeat)
-    seven = measure(lambda: drafter.generate(prompts, batch_size=7, **extra), warmup=2, repeat=max(3, repeat // 2))
-    sequential = measure(
-        lambda: [drafter.generate([p], **extra) for p in prompts], warmup=1, repeat=max(3, repeat // 4)
-    )
-    int8 = ReplyDrafter(quantize_int8(drafter.model), drafter.tokenizer, max_new_tokens=drafter.max_new_tokens)
-    one_int8 = measure(lambda: int8.generate([prompt], **extra), warmup=3, repeat=repeat)
-    return [
+    steps = decoding_steps(drafter, prompts, fixed_length)
+    # A batched sweep decodes until its longest reply ends: the one reply it is compared with is that one.
+    longest = steps.index(max(steps))
+    one = measure(lambda: drafter.generate([prompts[longest]], **extra), warmup=3, repeat=repeat)
+    rows = [
         {
             "name": f"{name}: one reply (greedy, {'20' if fixed_length else '≤20'} new tokens)",
             **one,
             "baseline": True,
-            "note": f"{steps[0]} decoding steps",
-        },
-        {
-            "name": f"{name}: one reply, int8 dynamic quantisation",
-            **one_int8,
-            "ratio": one_int8["median_ms"] / one["median_ms"],
-        },
+            "note": f"{steps[longest]} decoding steps ({drafter.emotions[longest]})",
+        }
+    ]
+    # One thread as fast as two means memory-bound: only fewer bytes per weight help, not more cores.
+    threads = torch.get_num_threads()
+    variants = [("int8", ""), ("bf16", "")] + ([("fp32", ", 1 thread"), ("bf16", ", 1 thread")] if one_thread else [])
+    for precision, label in variants:
+        low = ReplyDrafter(
+            with_precision(drafter.model, precision), drafter.tokenizer, max_new_tokens=drafter.max_new_tokens
+        )
+        torch.set_num_threads(1 if label else threads)
+        timed = measure(lambda: low.generate([prompts[longest]], **extra), warmup=3, repeat=repeat)  # noqa: B023
+        torch.set_num_threads(threads)
+        rows.append(
+            {
+                "name": f"{name}: one reply, {precision}{label}",
+                **timed,
+                "ratio": timed["median_ms"] / one["median_ms"],
+            }
+        )
+    seven = measure(lambda: drafter.generate(prompts, batch_size=7, **extra), warmup=2, repeat=max(3, repeat // 2))
+    sequential = measure(
+        lambda: [drafter.generate([p], **extra) for p in prompts], warmup=1, repeat=max(3, repeat // 4)
+    )
+    rows.append(
         {
             "name": f"{name}: 7-emotion sweep, one batched generate",
             **seven,
             "ratio": seven["median_ms"] / one["median_ms"],
-            "note": f"{sequential['median_ms'] / seven['median_ms']:.1f}x faster than 7 calls; "
-            f"{max(steps[1:])} decoding steps (its longest reply)",
-        },
-    ]
+            "note": f"{sequential['median_ms'] / seven['median_ms']:.1f}x faster than 7 calls, "
+            f"{7 * seven['median_ms'] / sequential['median_ms']:.1f}x their mean; decoding steps {steps}",
+        }
+    )
+    return rows
+
+
+def sweep_ratios_row(name: str, drafter: ReplyDrafter, messages: list[str], repeat: int) -> dict:
+    """Natural lengths over several messages: sweep time over (its longest reply; the mean of its 7 replies)."""
+    vs_longest, vs_mean = [], []
+    for message in messages:
+        prompts = [drafter.prompt(message, e)[0] for e in drafter.emotions]
+        seven = measure(lambda: drafter.generate(prompts, batch_size=7), warmup=2, repeat=repeat)  # noqa: B023
+        singles = [
+            measure(lambda: drafter.generate([p]), warmup=1, repeat=repeat)["median_ms"]  # noqa: B023
+            for p in prompts
+        ]
+        vs_longest.append(seven["median_ms"] / max(singles))
+        vs_mean.append(seven["median_ms"] * len(singles) / sum(singles))
+    return {
+        "name": f"{name}: 7-emotion sweep at natural lengths, {len(messages)} messages (the app's examples)",
+        "ratio": statistics.median(vs_longest),
+        "note": f"÷ its longest reply alone: {min(vs_longest):.2f}–{max(vs_longest):.2f}x; "
+        f"÷ the mean of its 7 replies alone: {min(vs_mean):.2f}–{max(vs_mean):.2f}x "
+        f"(median {statistics.median(vs_mean):.2f}x)",
+    }
 
 
 def training_row(name: str, model, steps: int) -> dict:
@@ -116,8 +160,9 @@ def main(argv: list[str] | None = None) -> str:
     bundled = ReplyDrafter.from_pretrained(args.model)
     sized = t5_small_sized(args.t5_tokenizer)
     rows = rows_for("bundled responder", bundled, repeat, fixed_length=False)
+    rows.append(sweep_ratios_row("bundled responder", bundled, app.EXAMPLE_MESSAGES, max(3, repeat // 3)))
     rows += rows_for("bundled responder, fixed length", bundled, repeat, fixed_length=True)
-    rows += rows_for("t5-small-sized (random)", sized, max(3, repeat // 2), fixed_length=True)
+    rows += rows_for("t5-small-sized (random)", sized, max(3, repeat // 2), fixed_length=True, one_thread=True)
     steps = 3 if args.quick else 20
     rows.append(training_row("bundled responder", bundled.model, steps))
     rows.append(training_row("t5-small-sized", sized.model, max(3, steps // 4)))

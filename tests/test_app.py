@@ -31,14 +31,23 @@ def test_command_line_and_environment_pick_the_models(monkeypatch, tiny_emotion_
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
     args = app.parse_args([])
-    assert args.reply_model is None and args.base_model == "google-t5/t5-small" and not args.int8
-    monkeypatch.setenv("EMOREPLY_INT8", "1")
+    assert args.reply_model is None and args.base_model == "google-t5/t5-small" and args.precision == "fp32"
+    monkeypatch.setenv("EMOREPLY_PRECISION", "int8")
     monkeypatch.setenv("EMOREPLY_BASE_MODEL", "none")
     args = app.parse_args(["--reply-model", str(tiny_model_dir)])
-    assert args.int8 and args.base_model == "none" and args.reply_model == str(tiny_model_dir)
-    models = app.load_models(str(tiny_emotion_model_dir), args.reply_model, args.base_model, args.int8)
+    assert args.precision == "int8" and args.base_model == "none" and args.reply_model == str(tiny_model_dir)
+    models = app.load_models(str(tiny_emotion_model_dir), args.reply_model, args.base_model, args.precision)
     assert isinstance(models.drafter.model.lm_head, Int8Linear)
     assert app.draft_replies(models, "How is your day going?", "happy", None, "")[1]
+    assert app.parse_args(["--precision", "bf16"]).precision == "bf16"
+
+
+def test_an_unknown_precision_is_refused_with_the_choices(monkeypatch, tiny_emotion_model_dir, tiny_model_dir):
+    with pytest.raises(SystemExit):
+        app.parse_args(["--precision", "fp16"])
+    monkeypatch.setenv("EMOREPLY_PRECISION", "fp16")  # argparse does not check an environment default
+    with pytest.raises(ValueError, match="fp32, bf16, int8"):
+        app.load_models(str(tiny_emotion_model_dir), str(tiny_model_dir), "none", app.parse_args([]).precision)
 
 
 def test_read_face_boxes_the_face_and_gives_all_seven_probabilities(models, face_rgb):

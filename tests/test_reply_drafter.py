@@ -9,7 +9,7 @@ import torch
 
 from emoreply.emotion_cnn import EMOTIONS
 from emoreply.loading import ModelLoadError
-from emoreply.reply import Comparison, Draft, ReplyDrafter, build_prompt
+from emoreply.reply import Comparison, Draft, ReplyDrafter, build_prompt, with_precision
 from emoreply.reply.data import dialogues_to_pairs
 
 
@@ -115,20 +115,37 @@ def test_concurrent_compare_matches_sequential(drafter):
     assert together == drafter.compare("How is your day going?", "sad", ["Hi!"], concurrent=False)
 
 
-def test_int8_quantises_every_linear_and_still_drafts(tiny_model_dir):
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_lower_precision_converts_both_models_and_still_drafts(tiny_model_dir, precision):
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
     fp32 = ReplyDrafter.from_pretrained(tiny_model_dir, device="cpu", max_new_tokens=5)
-    int8 = ReplyDrafter.from_pretrained(tiny_model_dir, base_model=str(tiny_model_dir), int8=True, max_new_tokens=5)
-    for model in (int8.model, int8.base_model):
-        assert not any(type(m) is torch.nn.Linear for m in model.modules())
-        assert sum(isinstance(m, Int8Linear) for m in model.modules()) > 0
-    assert isinstance(int8.compare("How is your day going?", "happy").base, str)
+    low = ReplyDrafter.from_pretrained(
+        tiny_model_dir, base_model=str(tiny_model_dir), device="cpu", precision=precision, max_new_tokens=5
+    )
+    for model in (low.model, low.base_model):
+        if precision == "int8":
+            assert not any(type(m) is torch.nn.Linear for m in model.modules())
+            assert sum(isinstance(m, Int8Linear) for m in model.modules()) > 0
+        else:
+            assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert isinstance(low.compare("How is your day going?", "happy").base, str)
     enc = fp32.tokenizer(['emotion: happy | context: "Hi"'], return_tensors="pt")
     labels = fp32.tokenizer(text_target=["Hello there"], return_tensors="pt").input_ids
     with torch.inference_mode():
-        a, b = (d.model(**enc, labels=labels).logits.flatten() for d in (fp32, int8))
+        a, b = (d.model(**enc, labels=labels).logits.float().flatten() for d in (fp32, low))
     assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.99  # close to, not equal to, fp32
+
+
+def test_with_precision_leaves_the_given_model_alone_and_refuses_unknown_names(drafter):
+    before = {p.dtype for p in drafter.model.parameters()}
+    assert with_precision(drafter.model, "fp32") is drafter.model
+    assert {p.dtype for p in with_precision(drafter.model, "bf16").parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in drafter.model.parameters()} == before == {torch.float32}
+    with pytest.raises(ValueError, match="choose one of: fp32, bf16, int8"):
+        with_precision(drafter.model, "fp16")
+    with pytest.raises(ValueError, match="'float16'"):
+        ReplyDrafter.from_pretrained("/nonexistent", precision="float16")  # refused before loading
 
 
 def test_base_model_unavailable_keeps_working(tiny_model_dir, tmp_path):

@@ -192,7 +192,7 @@ def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tmp_p
         ]
     )
     saved = json.loads((out / "eval_results.json").read_text())
-    assert saved["num_pairs"] == 12 and saved["num_sweep_contexts"] == 2
+    assert saved["num_pairs"] == 12 and saved["num_sweep_contexts"] == 2 and saved["precision"] == "fp32"
     assert set(saved["rows"]) == {"fine_tuned", "no_emotion", "base"}
     for key, row in saved["rows"].items():
         assert {k for k, _, _ in COLUMNS} <= set(row), key
@@ -209,3 +209,9 @@ def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tmp_p
     assert "| fine-tuned |" in (out / "eval_results.md").read_text()
     assert results["rows"] == saved["rows"]
     assert "| fine-tuned |" in (model_dir / "README.md").read_text()  # --update_card refreshed the card
+
+
+def test_a_lower_precision_evaluation_cannot_rewrite_the_fp32_card():
+    with pytest.raises(SystemExit):
+        eval_script.parse_args(["--precision", "bf16", "--update_card"])
+    assert eval_script.parse_args(["--precision", "int8"]).precision == "int8"

@@ -3,7 +3,7 @@
     python train/evaluate_replies.py --model runs/reply-t5 --judge runs/reply-judge --update_card
     python train/evaluate_replies.py --model runs/reply-t5 --judge runs/reply-judge --base_model none \
         --max_eval_samples 200 --max_sweep_samples 50                                    # smoke
-    python train/evaluate_replies.py --model runs/reply-t5 --judge runs/reply-judge --int8  # int8's cost
+    python train/evaluate_replies.py --model runs/reply-t5 --judge runs/reply-judge --precision int8  # its cost
 
 Rows: the fine-tuned model; the same model with the emotion removed from the prompt (does the
 emotion matter?); the base model with the same prompt string, when it can be loaded.
@@ -38,7 +38,13 @@ from tqdm.auto import tqdm
 from emoreply.emotion_cnn import EMOTIONS
 from emoreply.reply.card import results_table, write_reply_card
 from emoreply.reply.data import load_pairs, make_collator, tokenize_pairs
-from emoreply.reply.drafter import DEFAULT_BASE_MODEL_ID, DEFAULT_REPLY_MODEL_PATH, MAX_NEW_TOKENS, ReplyDrafter
+from emoreply.reply.drafter import (
+    DEFAULT_BASE_MODEL_ID,
+    DEFAULT_REPLY_MODEL_PATH,
+    MAX_NEW_TOKENS,
+    PRECISIONS,
+    ReplyDrafter,
+)
 from emoreply.reply.judge import EmotionJudge
 from emoreply.reply.metrics import COPY_MIN_WORDS, COPY_OVERLAP, copy_rate, corpus_loss, distinct_n, words
 
@@ -59,13 +65,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max_new_tokens", type=int, default=MAX_NEW_TOKENS)
     parser.add_argument("--output_dir", help="where eval_results.json/.md go (default: the model folder)")
     parser.add_argument("--update_card", action="store_true", help="rewrite the model folder's README.md")
-    parser.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of the T5s (its quality cost)")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="fp32", help="the T5s' weight format (bf16/int8: their quality cost)"
+    )
     parser.add_argument("--no_copy_guard", action="store_true", help="score raw greedy replies, copies included")
     parser.add_argument("--num_examples", type=int, default=10, help="sample replies kept in the JSON")
     parser.add_argument("--no_progress", action="store_true")
     args = parser.parse_args(argv)
-    if args.int8 and args.update_card:
-        parser.error("--int8 evaluates a variant; it must not rewrite the fp32 model's card")
+    if args.precision != "fp32" and args.update_card:
+        parser.error(f"--precision {args.precision} evaluates a variant; it must not rewrite the fp32 model's card")
     return args
 
 
@@ -131,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     base_name = None if args.base_model.lower() == "none" else args.base_model
     drafter = ReplyDrafter.from_pretrained(
-        args.model, base_model=base_name, max_new_tokens=args.max_new_tokens, int8=args.int8
+        args.model, base_model=base_name, max_new_tokens=args.max_new_tokens, precision=args.precision
     )
     drafter.avoid_copies = not args.no_copy_guard
     if drafter.base_error:
@@ -177,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
         "no_repeat_ngram_size": drafter.no_repeat_ngram_size,
         "copy_guard": drafter.avoid_copies,
         "reference_copy_rate": copy_rate(references, list(pairs["context"])),  # how often people do it
-        "int8": args.int8,
+        "precision": args.precision,
         "judge": {
             "path": args.judge,
             "accuracy": judge.metrics.get("accuracy"),
@@ -194,7 +202,8 @@ def main(argv: list[str] | None = None) -> dict:
             **examples,
         },
     }
-    default_out = Path("runs") / "reply-eval-int8" if args.int8 else (model_dir or Path("runs") / "reply-eval")
+    variant = Path("runs") / f"reply-eval-{args.precision}" if args.precision != "fp32" else None
+    default_out = variant or model_dir or Path("runs") / "reply-eval"
     out = Path(args.output_dir) if args.output_dir else default_out
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")

@@ -4,10 +4,12 @@ from .drafter import (
     DEFAULT_BASE_MODEL_ID,
     DEFAULT_REPLY_MODEL_ID,
     DEFAULT_REPLY_MODEL_PATH,
+    PRECISIONS,
     Comparison,
     Draft,
     ReplyDrafter,
     quantize_int8,
+    with_precision,
 )
 from .judge import EmotionJudge
 from .prompt import MAX_MESSAGE_CHARS, PreparedMessage, build_prompt, normalize_text, prepare_message
@@ -16,6 +18,7 @@ __all__ = [
     "DEFAULT_BASE_MODEL_ID",
     "DEFAULT_REPLY_MODEL_ID",
     "DEFAULT_REPLY_MODEL_PATH",
+    "PRECISIONS",
     "MAX_MESSAGE_CHARS",
     "Comparison",
     "Draft",
@@ -26,4 +29,5 @@ __all__ = [
     "normalize_text",
     "prepare_message",
     "quantize_int8",
+    "with_precision",
 ]

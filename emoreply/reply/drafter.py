@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,8 @@ NO_REPEAT_NGRAM_SIZE = 3
 # A draft that repeats the message ("Thank you." -> "Thank you.") is no reply: such drafts (0.13% of
 # the bundled model's greedy test replies) are replaced by the best of this many beams that does not.
 COPY_GUARD_BEAMS = 4
+# Weight formats for inference: as trained, bfloat16 (half the bytes), int8 Linear weights (a quarter).
+PRECISIONS = ("fp32", "bf16", "int8")
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def quantize_int8(model: Any) -> Any:
     """Dynamic int8 quantisation of every ``nn.Linear`` (CPU only): int8 weights, activations scaled per batch.
 
     Linear layers hold almost all of T5's arithmetic, so this is the one quantisation that matters;
-    its effect on perplexity and judged emotion accuracy is measured by ``train/evaluate_replies.py --int8``.
+    its effect on perplexity and judged emotion accuracy is measured by ``train/evaluate_replies.py --precision int8``.
     """
     from torch.ao.quantization import quantize_dynamic
 
@@ -76,6 +79,27 @@ def quantize_int8(model: Any) -> Any:
     with warnings.catch_warnings():  # torch 2.10+ points to torchao for new code; the eager API still works
         warnings.filterwarnings("ignore", message=".*(deprecated|torchao).*")
         return quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` itself if it is one of ``PRECISIONS``, else a ValueError listing them."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}.")
+    return precision
+
+
+def with_precision(model: Any, precision: str) -> Any:
+    """A copy of ``model`` in ``precision`` (one of ``PRECISIONS``); fp32 returns the model itself.
+
+    A greedy decoding step reads every decoder weight once, so small-batch generation is bound by
+    memory traffic and fewer bytes per weight is what speeds it up. bf16 is fast on GPUs and on CPUs
+    with native bfloat16 instructions (AVX512-BF16, AMX); elsewhere it is emulated and slower than
+    fp32. T5 was pre-trained in bfloat16, and it avoids fp16's overflow. int8: :func:`quantize_int8`.
+    bench/bench_reply.py measures the speed, ``train/evaluate_replies.py --precision`` the quality.
+    """
+    if check_precision(precision) == "int8":
+        return quantize_int8(model)
+    return copy.deepcopy(model).to(torch.bfloat16) if precision == "bf16" else model
 
 
 class ReplyDrafter:
@@ -117,26 +141,27 @@ class ReplyDrafter:
         device: str | torch.device | None = None,
         max_new_tokens: int = MAX_NEW_TOKENS,
         max_source_tokens: int = MAX_SOURCE_TOKENS,
-        int8: bool = False,
+        precision: str = "fp32",
     ) -> ReplyDrafter:
         """Load the fine-tuned model (default: the bundled folder if present, else the Hub copy).
 
         ``base_model`` (e.g. ``DEFAULT_BASE_MODEL_ID``) is loaded for :meth:`compare`; when that
         fails (offline, not cached) the drafter still works and ``base_error`` says why. A missing
-        or corrupt fine-tuned model raises ``ModelLoadError`` naming the path. ``int8`` applies
-        :func:`quantize_int8` to both models (CPU).
+        or corrupt fine-tuned model raises ``ModelLoadError`` naming the path. ``precision``
+        ("fp32", "bf16" or "int8", CPU only) applies to both models: see :func:`with_precision`.
         """
+        check_precision(precision)  # before the (slow) loading
         if model_path_or_id is None:
             bundled = DEFAULT_REPLY_MODEL_PATH / "config.json"
             model_path_or_id = DEFAULT_REPLY_MODEL_PATH if bundled.exists() else DEFAULT_REPLY_MODEL_ID
-        device = torch.device(device or ("cpu" if int8 or not torch.cuda.is_available() else "cuda"))
+        device = torch.device(device or ("cpu" if precision == "int8" or not torch.cuda.is_available() else "cuda"))
         model, tokenizer = load_seq2seq(model_path_or_id)
-        model = quantize_int8(model) if int8 else model
+        model = with_precision(model, precision)
         base, base_tok, base_error = None, None, None
         if base_model:
             try:
                 base, base_tok = load_seq2seq(base_model, "base model")
-                base = quantize_int8(base) if int8 else base.to(device)
+                base = with_precision(base, precision).to(device)
             except ModelLoadError as err:  # the app keeps working without the comparison
                 base_error = f"No comparison with the base model: {err}"
         return cls(
