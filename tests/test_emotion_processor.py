@@ -141,6 +141,7 @@ def test_array_layouts_and_dtypes(array):
         (np.zeros((10,), np.uint8), ValueError, "Expected an image"),
         (np.zeros((48, 48, 5), np.uint8), ValueError, "channels"),
         (np.full((48, 48), np.nan, np.float32), ValueError, "NaN"),
+        (np.full((48, 48), 1e300, np.float64), ValueError, "out-of-range"),
         (np.broadcast_to(np.uint8(0), (10_000, 10_000)), ImageTooLargeError, "limit is 50 MP"),
     ],
 )

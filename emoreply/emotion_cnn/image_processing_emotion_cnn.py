@@ -75,9 +75,10 @@ def to_gray_uint8(image: Any) -> np.ndarray:
         return array
     if array.dtype == np.bool_:
         return array.astype(np.uint8) * 255
-    array = array.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32's range become inf: refused below
+        array = array.astype(np.float32)
     if not np.isfinite(array).all():
-        raise ValueError("Image contains NaN or infinite values")
+        raise ValueError("Image contains NaN, infinite or out-of-range values")
     high = float(array.max()) if array.size else 0.0
     scale = 1.0 if high <= 1.0 else 255.0 if high <= 255.0 else 65535.0
     return np.clip(np.rint(array / scale * 255.0), 0, 255).astype(np.uint8)
