@@ -93,8 +93,9 @@ def with_precision(model: Any, precision: str) -> Any:
 
     A greedy decoding step reads every decoder weight once, so small-batch generation is bound by
     memory traffic and fewer bytes per weight is what speeds it up. bf16 is fast on GPUs and on CPUs
-    with native bfloat16 instructions (AVX512-BF16, AMX); elsewhere it is emulated and slower than
-    fp32. T5 was pre-trained in bfloat16, and it avoids fp16's overflow. int8: :func:`quantize_int8`.
+    with native bfloat16 instructions (AVX512-BF16, AMX); elsewhere it is converted on the fly and
+    likely slower than fp32 (not measured here). T5 was pre-trained in bfloat16, and bf16 avoids
+    fp16's overflow. int8: :func:`quantize_int8`.
     bench/bench_reply.py measures the speed, ``train/evaluate_replies.py --precision`` the quality.
     """
     if check_precision(precision) == "int8":
@@ -148,7 +149,7 @@ class ReplyDrafter:
         ``base_model`` (e.g. ``DEFAULT_BASE_MODEL_ID``) is loaded for :meth:`compare`; when that
         fails (offline, not cached) the drafter still works and ``base_error`` says why. A missing
         or corrupt fine-tuned model raises ``ModelLoadError`` naming the path. ``precision``
-        ("fp32", "bf16" or "int8", CPU only) applies to both models: see :func:`with_precision`.
+        ("fp32", "bf16" or "int8"; int8 runs on CPU) applies to both models: see :func:`with_precision`.
         """
         check_precision(precision)  # before the (slow) loading
         if model_path_or_id is None:
