@@ -21,6 +21,8 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -29,13 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(ROOT))
 from bench_emotion import webcam_frame  # noqa: E402
-from bench_reply import t5_small_sized  # noqa: E402
+from bench_reply import t5_small_sized_folder  # noqa: E402
 from common import measure, table  # noqa: E402
 
 import app  # noqa: E402
 from emoreply.reader import EmotionReader  # noqa: E402
-from emoreply.reply import ReplyDrafter, with_precision  # noqa: E402
-from emoreply.reply.drafter import DEFAULT_REPLY_MODEL_PATH  # noqa: E402
+from emoreply.reply import ReplyDrafter  # noqa: E402
+from emoreply.reply.drafter import DEFAULT_REPLY_MODEL_PATH, MAX_NEW_TOKENS  # noqa: E402
 
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
 
@@ -62,8 +64,10 @@ def round_trip(models: app.Models, frame, concurrent: bool) -> None:
     models.drafter.compare(MESSAGE, emotion, concurrent=concurrent)
 
 
-def rows_for(name: str, models: app.Models, repeat: int) -> list[dict]:
+def rows_for(name: str, load: Callable[[str], app.Models], repeat: int) -> list[dict]:
+    """The round trip with ``load(precision)``'s models: fp32 sequential, fp32 concurrent, int8 and bf16."""
     frame = webcam_frame()
+    models = load("fp32")
     seq = measure(lambda: round_trip(models, frame, False), warmup=2, repeat=repeat)
     par = measure(lambda: round_trip(models, frame, True), warmup=2, repeat=repeat)
     rows = [
@@ -75,18 +79,8 @@ def rows_for(name: str, models: app.Models, repeat: int) -> list[dict]:
             "note": "speed-up vs baseline",
         },
     ]
-    drafter = models.drafter
     for precision in ("int8", "bf16"):
-        low = app.Models(
-            models.reader,
-            ReplyDrafter(
-                with_precision(drafter.model, precision),
-                drafter.tokenizer,
-                with_precision(drafter.base_model, precision),
-                drafter.base_tokenizer,
-                max_new_tokens=drafter.max_new_tokens,
-            ),
-        )
+        low = load(precision)
         timed = measure(lambda: round_trip(low, frame, True), warmup=2, repeat=repeat)  # noqa: B023
         rows.append(
             {
@@ -100,15 +94,8 @@ def rows_for(name: str, models: app.Models, repeat: int) -> list[dict]:
 
 
 def t5_small_sized_folders(tokenizer_dir: str, folder: Path) -> tuple[str, str]:
-    """Two random t5-small-sized models saved to ``folder`` (fine-tuned stand-in, base stand-in)."""
-    paths = []
-    for name in ("tuned", "base"):
-        drafter = t5_small_sized(tokenizer_dir)
-        drafter.model.generation_config.min_new_tokens = drafter.max_new_tokens  # full 20-token replies
-        drafter.model.save_pretrained(folder / name)
-        drafter.tokenizer.save_pretrained(folder / name)
-        paths.append(str(folder / name))
-    return paths[0], paths[1]
+    """Two random t5-small-sized models saved to ``folder`` (fine-tuned stand-in, base stand-in), 20-token replies."""
+    return tuple(t5_small_sized_folder(tokenizer_dir, folder / name, MAX_NEW_TOKENS) for name in ("tuned", "base"))
 
 
 def peak_rss(tuned: str, base: str, precision: str) -> float:
@@ -126,13 +113,15 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     repeat = 3 if args.quick else 30
     reader = EmotionReader.from_pretrained()
-    bundled = ReplyDrafter.from_pretrained(DEFAULT_REPLY_MODEL_PATH, base_model=str(DEFAULT_REPLY_MODEL_PATH))
-    rows = rows_for("bundled", app.Models(reader, bundled), repeat)
+    bundled = str(DEFAULT_REPLY_MODEL_PATH)
+
+    def load_bundled(precision: str) -> app.Models:
+        return app.Models(reader, ReplyDrafter.from_pretrained(bundled, base_model=bundled, precision=precision))
+
+    rows = rows_for("bundled", load_bundled, repeat)
     with tempfile.TemporaryDirectory() as tmp:
         tuned, base = t5_small_sized_folders(args.t5_tokenizer, Path(tmp))
-        sized = app.load_models(None, tuned, base)
-        rows += rows_for("t5-small-sized", sized, max(3, repeat // 2))
-        del sized
+        rows += rows_for("t5-small-sized", partial(app.load_models, None, tuned, base), max(3, repeat // 2))
         for precision in ("fp32", "int8", "bf16"):
             mb = peak_rss(tuned, base, precision)
             rows.append(

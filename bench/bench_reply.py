@@ -2,6 +2,9 @@
 
     python bench/bench_reply.py [--model emoreply/pretrained/reply-t5] [--quick]
 
+Every variant is loaded as the app loads it (``ReplyDrafter.from_pretrained(precision=...)``: on
+CPU with transposed linear weights), plus fp32 with transformers' own ``nn.Linear`` layers to show
+what that layout buys.
 For the bundled responder (at its natural reply lengths, and forced to exactly 20 new tokens so
 that a sweep and one reply do the same number of decoding steps) and a t5-small-sized model. A
 batched sweep decodes until its longest reply ends, so "one reply" is the longest of the seven; the
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -26,13 +30,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import measure, table  # noqa: E402
 
 import app  # noqa: E402
-from emoreply.reply import DEFAULT_REPLY_MODEL_PATH, ReplyDrafter, with_precision  # noqa: E402
+from emoreply.reply import DEFAULT_REPLY_MODEL_PATH, PRECISIONS, ReplyDrafter  # noqa: E402
+from emoreply.reply.drafter import load_seq2seq  # noqa: E402
 
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
+PLAIN = "fp32, nn.Linear layout"  # as transformers loads it, before emoreply.reply.cpu_layout
 
 
-def t5_small_sized(tokenizer_dir: str) -> ReplyDrafter:
-    """google-t5/t5-small's shape (60.5M parameters, 32k vocabulary) with random weights."""
+def t5_small_sized_folder(tokenizer_dir: str, folder: Path, min_new_tokens: int | None = None) -> str:
+    """google-t5/t5-small's shape (60.5M parameters, 32k vocabulary) with random weights, saved to ``folder``.
+
+    ``min_new_tokens`` goes into its generation config (every reply that long, whatever the weights).
+    """
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(0)
@@ -47,7 +56,18 @@ def t5_small_sized(tokenizer_dir: str) -> ReplyDrafter:
         eos_token_id=1,
         decoder_start_token_id=0,
     )
-    return ReplyDrafter(T5ForConditionalGeneration(config), AutoTokenizer.from_pretrained(tokenizer_dir))
+    model = T5ForConditionalGeneration(config)
+    model.generation_config.min_new_tokens = min_new_tokens
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+    return str(folder)
+
+
+def variants(folder: str) -> dict[str, ReplyDrafter]:
+    """The drafter as the app loads it in each precision, and in fp32 with transformers' own ``nn.Linear``s."""
+    drafters = {p: ReplyDrafter.from_pretrained(folder, device="cpu", precision=p) for p in PRECISIONS}
+    drafters[PLAIN] = ReplyDrafter(*load_seq2seq(folder))
+    return drafters
 
 
 def decoding_steps(drafter: ReplyDrafter, prompts: list[str], fixed_length: bool) -> list[int]:
@@ -57,8 +77,11 @@ def decoding_steps(drafter: ReplyDrafter, prompts: list[str], fixed_length: bool
     return [len(drafter.tokenizer(c[0])["input_ids"]) for c in drafter.generate(prompts)]
 
 
-def rows_for(name: str, drafter: ReplyDrafter, repeat: int, fixed_length: bool, one_thread: bool = False) -> list[dict]:
-    """One reply (fp32, int8, bf16; with ``one_thread`` also fp32 and bf16 on 1 thread) and the sweep."""
+def rows_for(
+    name: str, drafters: dict[str, ReplyDrafter], repeat: int, fixed_length: bool, one_thread: bool = False
+) -> list[dict]:
+    """One reply per variant (with ``one_thread`` also fp32 and bf16 on 1 thread), and the fp32 sweep."""
+    drafter = drafters["fp32"]
     # min_new_tokens pins the length: random weights then cost as much as a real 20-token reply, and
     # all seven replies of a sweep are as long as the one reply.
     extra = {"min_new_tokens": drafter.max_new_tokens} if fixed_length else {}
@@ -69,7 +92,7 @@ def rows_for(name: str, drafter: ReplyDrafter, repeat: int, fixed_length: bool, 
     one = measure(lambda: drafter.generate([prompts[longest]], **extra), warmup=3, repeat=repeat)
     rows = [
         {
-            "name": f"{name}: one reply (greedy, {'20' if fixed_length else '≤20'} new tokens)",
+            "name": f"{name}: one reply (greedy, {'20' if fixed_length else '≤20'} new tokens), fp32",
             **one,
             "baseline": True,
             "note": f"{steps[longest]} decoding steps ({drafter.emotions[longest]})",
@@ -77,20 +100,15 @@ def rows_for(name: str, drafter: ReplyDrafter, repeat: int, fixed_length: bool, 
     ]
     # One thread as fast as two means memory-bound: only fewer bytes per weight help, not more cores.
     threads = torch.get_num_threads()
-    variants = [("int8", ""), ("bf16", "")] + ([("fp32", ", 1 thread"), ("bf16", ", 1 thread")] if one_thread else [])
-    for precision, label in variants:
-        low = ReplyDrafter(
-            with_precision(drafter.model, precision), drafter.tokenizer, max_new_tokens=drafter.max_new_tokens
-        )
+    timed_variants = [(key, "") for key in drafters if key != "fp32"]
+    timed_variants += [("fp32", ", 1 thread"), ("bf16", ", 1 thread")] if one_thread else []
+    for key, label in timed_variants:
+        variant = drafters[key]
         torch.set_num_threads(1 if label else threads)
-        timed = measure(lambda: low.generate([prompts[longest]], **extra), warmup=3, repeat=repeat)  # noqa: B023
+        timed = measure(lambda: variant.generate([prompts[longest]], **extra), warmup=3, repeat=repeat)  # noqa: B023
         torch.set_num_threads(threads)
         rows.append(
-            {
-                "name": f"{name}: one reply, {precision}{label}",
-                **timed,
-                "ratio": timed["median_ms"] / one["median_ms"],
-            }
+            {"name": f"{name}: one reply, {key}{label}", **timed, "ratio": timed["median_ms"] / one["median_ms"]}
         )
     seven = measure(lambda: drafter.generate(prompts, batch_size=7, **extra), warmup=2, repeat=max(3, repeat // 2))
     sequential = measure(
@@ -98,7 +116,7 @@ def rows_for(name: str, drafter: ReplyDrafter, repeat: int, fixed_length: bool, 
     )
     rows.append(
         {
-            "name": f"{name}: 7-emotion sweep, one batched generate",
+            "name": f"{name}: 7-emotion sweep, one batched generate, fp32",
             **seven,
             "ratio": seven["median_ms"] / one["median_ms"],
             "note": f"{sequential['median_ms'] / seven['median_ms']:.1f}x faster than 7 calls, "
@@ -157,15 +175,16 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")
     args = parser.parse_args(argv)
     repeat = 3 if args.quick else 30
-    bundled = ReplyDrafter.from_pretrained(args.model)
-    sized = t5_small_sized(args.t5_tokenizer)
-    rows = rows_for("bundled responder", bundled, repeat, fixed_length=False)
-    rows.append(sweep_ratios_row("bundled responder", bundled, app.EXAMPLE_MESSAGES, max(3, repeat // 3)))
-    rows += rows_for("bundled responder, fixed length", bundled, repeat, fixed_length=True)
-    rows += rows_for("t5-small-sized (random)", sized, max(3, repeat // 2), fixed_length=True, one_thread=True)
     steps = 3 if args.quick else 20
-    rows.append(training_row("bundled responder", bundled.model, steps))
-    rows.append(training_row("t5-small-sized", sized.model, max(3, steps // 4)))
+    bundled = variants(args.model)
+    rows = rows_for("bundled responder", bundled, repeat, fixed_length=False)
+    rows.append(sweep_ratios_row("bundled responder", bundled["fp32"], app.EXAMPLE_MESSAGES, max(3, repeat // 3)))
+    rows += rows_for("bundled responder, fixed length", bundled, repeat, fixed_length=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        sized = variants(t5_small_sized_folder(args.t5_tokenizer, Path(tmp)))
+    rows += rows_for("t5-small-sized (random)", sized, max(3, repeat // 2), fixed_length=True, one_thread=True)
+    rows.append(training_row("bundled responder", bundled[PLAIN].model, steps))  # trainable nn.Linear layers
+    rows.append(training_row("t5-small-sized", sized[PLAIN].model, max(3, steps // 4)))
     title = f"Reply drafter, torch {torch.__version__}, {torch.get_num_threads()} threads"
     out = table(rows, title, ratio="time ÷ one fp32 reply")
     print(out)

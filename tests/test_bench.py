@@ -16,40 +16,58 @@ bench_reply = load_script("bench/bench_reply.py")
 bench_handler = load_script("bench/bench_handler.py")
 
 
+@pytest.fixture(scope="module")
+def tiny_variants(tiny_model_dir) -> dict[str, ReplyDrafter]:
+    return bench_reply.variants(str(tiny_model_dir))
+
+
+def test_variants_are_the_app_loading_path_in_each_precision_and_the_plain_layout(tiny_variants):
+    assert list(tiny_variants) == ["fp32", "bf16", "int8", bench_reply.PLAIN]
+    linears = {k: sum(type(m) is torch.nn.Linear for m in d.model.modules()) for k, d in tiny_variants.items()}
+    assert linears["fp32"] == linears["int8"] == linears["bf16"] == 0 < linears[bench_reply.PLAIN]
+    assert {p.dtype for p in tiny_variants["bf16"].model.parameters()} == {torch.bfloat16}
+
+
 @pytest.mark.parametrize("fixed_length", [True, False])
-def test_reply_rows_cover_fp32_int8_bf16_sweep_and_training(tiny_model_dir, fixed_length):
-    drafter = ReplyDrafter.from_pretrained(tiny_model_dir, device="cpu", max_new_tokens=4)
-    rows = bench_reply.rows_for("tiny", drafter, repeat=1, fixed_length=fixed_length)
-    rows.append(bench_reply.training_row("tiny", drafter.model, steps=1))
-    assert [r.get("baseline", False) for r in rows] == [True, False, False, False, False]
+def test_reply_rows_cover_every_variant_the_sweep_and_training(tiny_variants, fixed_length):
+    rows = bench_reply.rows_for("tiny", tiny_variants, repeat=1, fixed_length=fixed_length)
+    plain = tiny_variants[bench_reply.PLAIN].model
+    rows.append(bench_reply.training_row("tiny", plain, steps=1))
+    assert [r.get("baseline", False) for r in rows] == [True] + [False] * 5
     assert all(r["median_ms"] > 0 and r["p95_ms"] >= r["median_ms"] for r in rows)
-    assert all(r["ratio"] == r["median_ms"] / rows[0]["median_ms"] for r in rows[1:4])
-    assert "int8" in rows[1]["name"] and "bf16" in rows[2]["name"] and "decoding steps [" in rows[3]["note"]
-    assert rows[4]["note"].endswith("pairs/s") and not drafter.model.training
-    assert {p.dtype for p in drafter.model.parameters()} == {torch.float32}  # bf16 row worked on a copy
+    assert all(r["ratio"] == r["median_ms"] / rows[0]["median_ms"] for r in rows[1:5])
+    assert [r["name"].split(": ")[1] for r in rows[1:4]] == [
+        "one reply, bf16",
+        "one reply, int8",
+        f"one reply, {bench_reply.PLAIN}",
+    ]
+    assert "decoding steps [" in rows[4]["note"] and rows[5]["note"].endswith("pairs/s") and not plain.training
 
 
-def test_reply_rows_on_one_thread_restore_the_thread_count(tiny_model_dir):
-    drafter = ReplyDrafter.from_pretrained(tiny_model_dir, device="cpu", max_new_tokens=3)
+def test_reply_rows_on_one_thread_restore_the_thread_count(tiny_variants):
     threads = torch.get_num_threads()
-    rows = bench_reply.rows_for("tiny", drafter, repeat=1, fixed_length=True, one_thread=True)
+    rows = bench_reply.rows_for("tiny", tiny_variants, repeat=1, fixed_length=True, one_thread=True)
     names = [r["name"] for r in rows]
     assert "tiny: one reply, fp32, 1 thread" in names and "tiny: one reply, bf16, 1 thread" in names
     assert torch.get_num_threads() == threads
 
 
-def test_sweep_ratios_row_spans_the_messages(tiny_model_dir):
-    drafter = ReplyDrafter.from_pretrained(tiny_model_dir, device="cpu", max_new_tokens=4)
-    row = bench_reply.sweep_ratios_row("tiny", drafter, ["Hi!", "How is your day going?"], repeat=1)
+def test_sweep_ratios_row_spans_the_messages(tiny_variants):
+    row = bench_reply.sweep_ratios_row("tiny", tiny_variants["fp32"], ["Hi!", "How is your day going?"], repeat=1)
     assert row["ratio"] > 0 and "2 messages" in row["name"] and "÷ the mean of its 7 replies alone" in row["note"]
 
 
 def test_handler_rows_compare_sequential_concurrent_int8_and_bf16(tiny_emotion_model_dir, tiny_model_dir):
-    models = app.Models(
-        EmotionReader.from_pretrained(tiny_emotion_model_dir),
-        ReplyDrafter.from_pretrained(tiny_model_dir, base_model=str(tiny_model_dir), max_new_tokens=4),
-    )
-    rows = bench_handler.rows_for("tiny", models, repeat=1)
+    reader = EmotionReader.from_pretrained(tiny_emotion_model_dir)
+    loaded = []
+
+    def load(precision: str) -> app.Models:
+        loaded.append(precision)
+        tiny = str(tiny_model_dir)
+        return app.Models(reader, ReplyDrafter.from_pretrained(tiny, base_model=tiny, precision=precision))
+
+    rows = bench_handler.rows_for("tiny", load, repeat=1)
+    assert loaded == ["fp32", "int8", "bf16"]
     assert len(rows) == 4 and rows[0]["baseline"] and "bf16" in rows[3]["name"]
     assert all(r["ratio"] == rows[0]["median_ms"] / r["median_ms"] for r in rows[1:])
 

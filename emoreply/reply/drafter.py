@@ -14,6 +14,7 @@ import torch
 
 from ..emotion_cnn import EMOTIONS, check_emotion
 from ..loading import PRETRAINED_DIR, ModelLoadError, load_pretrained
+from .cpu_layout import transpose_linears
 from .data import MAX_SOURCE_TOKENS
 from .metrics import is_copy
 from .prompt import build_prompt, fit_history, normalize_text, prepare_message
@@ -103,6 +104,12 @@ def with_precision(model: Any, precision: str) -> Any:
     return copy.deepcopy(model).to(torch.bfloat16) if precision == "bf16" else model
 
 
+def for_decoding(model: Any, precision: str, device: torch.device) -> Any:
+    """``model`` in ``precision`` on ``device``; on CPU with its linear weights transposed for speed."""
+    model = with_precision(model, precision).to(device)
+    return transpose_linears(model) if device.type == "cpu" else model
+
+
 class ReplyDrafter:
     """Draft replies with a fine-tuned seq2seq model; optionally keep the base model for comparison.
 
@@ -150,6 +157,8 @@ class ReplyDrafter:
         fails (offline, not cached) the drafter still works and ``base_error`` says why. A missing
         or corrupt fine-tuned model raises ``ModelLoadError`` naming the path. ``precision``
         ("fp32", "bf16" or "int8"; int8 runs on CPU) applies to both models: see :func:`with_precision`.
+        On CPU the models' linear weights are then stored transposed (:mod:`.cpu_layout`): the
+        drafter's models are for inference, not for training or saving.
         """
         check_precision(precision)  # before the (slow) loading
         if model_path_or_id is None:
@@ -157,16 +166,16 @@ class ReplyDrafter:
             model_path_or_id = DEFAULT_REPLY_MODEL_PATH if bundled.exists() else DEFAULT_REPLY_MODEL_ID
         device = torch.device(device or ("cpu" if precision == "int8" or not torch.cuda.is_available() else "cuda"))
         model, tokenizer = load_seq2seq(model_path_or_id)
-        model = with_precision(model, precision)
+        model = for_decoding(model, precision, device)
         base, base_tok, base_error = None, None, None
         if base_model:
             try:
                 base, base_tok = load_seq2seq(base_model, "base model")
-                base = with_precision(base, precision).to(device)
+                base = for_decoding(base, precision, device)
             except ModelLoadError as err:  # the app keeps working without the comparison
                 base_error = f"No comparison with the base model: {err}"
         return cls(
-            model.to(device),
+            model,
             tokenizer,
             base,
             base_tok,
