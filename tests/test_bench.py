@@ -8,6 +8,7 @@ import torch
 import app
 from emoreply.reader import EmotionReader
 from emoreply.reply import ReplyDrafter
+from emoreply.reply.cpu_layout import TransposedLinear
 
 from .conftest import load_script
 
@@ -23,8 +24,11 @@ def tiny_variants(tiny_model_dir) -> dict[str, ReplyDrafter]:
 
 def test_variants_are_the_app_loading_path_in_each_precision_and_the_plain_layout(tiny_variants):
     assert list(tiny_variants) == ["fp32", "bf16", "int8", bench_reply.PLAIN]
-    linears = {k: sum(type(m) is torch.nn.Linear for m in d.model.modules()) for k, d in tiny_variants.items()}
-    assert linears["fp32"] == linears["int8"] == linears["bf16"] == 0 < linears[bench_reply.PLAIN]
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+    head = {k: d.model.lm_head for k, d in tiny_variants.items()}
+    assert isinstance(head["fp32"], TransposedLinear) and isinstance(head["bf16"], TransposedLinear)
+    assert isinstance(head["int8"], Int8Linear) and type(head[bench_reply.PLAIN]) is torch.nn.Linear
     assert {p.dtype for p in tiny_variants["bf16"].model.parameters()} == {torch.bfloat16}
 
 

@@ -14,7 +14,7 @@ import torch
 
 from ..emotion_cnn import EMOTIONS, check_emotion
 from ..loading import PRETRAINED_DIR, ModelLoadError, load_pretrained
-from .cpu_layout import transpose_linears
+from .cpu_layout import transpose_output_layer
 from .data import MAX_SOURCE_TOKENS
 from .metrics import is_copy
 from .prompt import build_prompt, fit_history, normalize_text, prepare_message
@@ -105,9 +105,9 @@ def with_precision(model: Any, precision: str) -> Any:
 
 
 def for_decoding(model: Any, precision: str, device: torch.device) -> Any:
-    """``model`` in ``precision`` on ``device``; on CPU with its linear weights transposed for speed."""
+    """``model`` in ``precision`` on ``device``; on CPU with its output layer's weight transposed for speed."""
     model = with_precision(model, precision).to(device)
-    return transpose_linears(model) if device.type == "cpu" else model
+    return transpose_output_layer(model) if device.type == "cpu" else model
 
 
 class ReplyDrafter:
@@ -157,7 +157,7 @@ class ReplyDrafter:
         fails (offline, not cached) the drafter still works and ``base_error`` says why. A missing
         or corrupt fine-tuned model raises ``ModelLoadError`` naming the path. ``precision``
         ("fp32", "bf16" or "int8"; int8 runs on CPU) applies to both models: see :func:`with_precision`.
-        On CPU the models' linear weights are then stored transposed (:mod:`.cpu_layout`): the
+        On CPU the models' output layers are then stored transposed (:mod:`.cpu_layout`): the
         drafter's models are for inference, not for training or saving.
         """
         check_precision(precision)  # before the (slow) loading
