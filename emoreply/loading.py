@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,7 +92,10 @@ def load_image(source: Any, max_pixels: int = 50_000_000) -> Image.Image | np.nd
     else:
         raise ValueError(f"Cannot read an image from a {type(source).__name__}")
     try:
-        with Image.open(stream) as image:
+        with warnings.catch_warnings():  # PIL warns above 89 MP; our own, lower limit follows at once
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(stream)
+        with image:
             w, h = image.size
             if w * h > max_pixels:
                 raise ValueError(
