@@ -3,8 +3,9 @@
     python bench/bench_reply.py [--model emoreply/pretrained/reply-t5] [--quick]
 
 Every variant is loaded as the app loads it (``ReplyDrafter.from_pretrained(precision=...)``: on
-CPU with transposed linear weights), plus fp32 with transformers' own ``nn.Linear`` layers to show
-what that layout buys.
+CPU with its output layer's weight transposed), plus fp32 with transformers' own ``nn.Linear``
+output layer to show what that layout buys (``bench_output_layer.py`` times the layer alone).
+
 For the bundled responder (at its natural reply lengths, and forced to exactly 20 new tokens so
 that a sweep and one reply do the same number of decoding steps) and a t5-small-sized model. A
 batched sweep decodes until its longest reply ends, so "one reply" is the longest of the seven; the

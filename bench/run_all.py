@@ -37,7 +37,13 @@ def main(argv: list[str] | None = None) -> str:
     quick = ["--quick"] if args.quick else []
     load = ["--clients", "4", "--requests", "2"] if args.quick else []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    benches = {"bench_emotion": quick, "bench_reply": quick, "bench_handler": quick, "bench_app_load": load}
+    benches = {
+        "bench_emotion": quick,
+        "bench_reply": quick,
+        "bench_output_layer": quick,
+        "bench_handler": quick,
+        "bench_app_load": load,
+    }
     tables = [run_bench(name, argv) for name, argv in benches.items()]
     header = (
         f"`python bench/run_all.py{' --quick' if args.quick else ''}`, started {started}: "

@@ -15,6 +15,7 @@ from .conftest import load_script
 common = load_script("bench/common.py")
 bench_reply = load_script("bench/bench_reply.py")
 bench_handler = load_script("bench/bench_handler.py")
+bench_output_layer = load_script("bench/bench_output_layer.py")
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,13 @@ def test_handler_rows_compare_sequential_concurrent_int8_and_bf16(tiny_emotion_m
     assert all(r["ratio"] == rows[0]["median_ms"] / r["median_ms"] for r in rows[1:])
 
 
+def test_output_layer_rows_pair_nn_linear_with_the_transposed_layout():
+    rows = bench_output_layer.rows_for(64, 16, [1, 3], repeat=1)
+    assert [r.get("baseline", False) for r in rows] == [True, False, True, False]
+    assert rows[3]["name"] == "TransposedLinear, (64, 16) weight, 3 rows"
+    assert rows[3]["ratio"] == rows[2]["median_ms"] / rows[3]["median_ms"]
+
+
 def test_table_shows_ratios_and_rows_without_times():
     out = common.table(
         [
@@ -108,5 +116,5 @@ def test_run_all_joins_every_benchmark_into_one_file(tmp_path, monkeypatch):
     out = tmp_path / "results.md"
     text = run_all.main(["--quick", "--output", str(out)])
     assert out.read_text() == text and text.startswith("`python bench/run_all.py --quick`")
-    assert "### bench_emotion ['--quick']" in text
+    assert "### bench_emotion ['--quick']" in text and "### bench_output_layer ['--quick']" in text
     assert "### bench_app_load ['--clients', '4', '--requests', '2']" in text

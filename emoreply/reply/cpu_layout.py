@@ -2,8 +2,8 @@
 
 ``nn.Linear`` keeps its weight as (out_features, in_features) and computes ``x @ weight.T``. For
 the few rows a decoding step has (one per reply), MKL multiplies by that transposed view markedly
-slower than by a contiguous (in_features, out_features) matrix: 6.3 ms against 2.5 ms for
-t5-small's (32128, 512) output layer at batch 1 (2 threads, torch 2.13). The 512-wide layers
+slower than by a contiguous (in_features, out_features) matrix: 6.3-6.7 ms against 2.5-3.2 ms for
+t5-small's (32128, 512) output layer at batch 1 (``bench/bench_output_layer.py``). The 512-wide layers
 gain far less, and converting them too would keep two copies of every weight resident (the
 memory-mapped checkpoint and the transposed copy): in ``bench/bench_handler.py`` the app with two
 t5-small-sized models peaked at 1,554 MiB that way, against 1,092 MiB without any conversion.
