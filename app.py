@@ -1,7 +1,12 @@
 """emoreply's Gradio app (also a Hugging Face Space): your face picks the tone of your reply.
 
-    python app.py [--emotion-model PATH_OR_ID] [--reply-model PATH_OR_ID] [--base-model ID|none]
+    python app.py [--emotion-model PATH_OR_ID] [--reply-model smollm2|t5|PATH_OR_ID] [--base-model ID|none]
                   [--precision fp32|bf16|int8]
+
+The default responder is SmolLM2-135M-Instruct with emoreply's LoRA adapter: it answers the message
+itself. ``--reply-model t5`` switches to the paper's architecture (the compact T5 emoreply trained from
+scratch). The "base" column is the same pretrained model without the fine-tuning (for the adapter:
+the same weights with the adapter off, so it costs no memory); for a T5 it is ``--base-model``.
 
 Pure handlers first (unit-tested without a browser), then the layout, then the event wiring.
 Frames and messages are processed in memory: never logged, never written by this app.
@@ -18,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from emoreply import DISPLAY_NAMES, EMOTIONS
+from emoreply.loading import ModelLoadError
 from emoreply.reader import EmotionReader
-from emoreply.reply import DEFAULT_BASE_MODEL_ID, PRECISIONS, ReplyDrafter
+from emoreply.reply import DEFAULT_BASE_MODEL_ID, DEFAULT_REPLY_MODEL, PRECISIONS, REPLY_MODELS, ReplyDrafter, compare
 
 EXAMPLE_MESSAGES = [
     "How is your day going?",
@@ -40,6 +46,8 @@ class Models:
 
     reader: EmotionReader
     drafter: ReplyDrafter
+    base: ReplyDrafter | None = None  # the drafter's pretrained base, for the side-by-side
+    base_error: str | None = None  # why there is no base, in words
 
 
 def load_models(
@@ -50,11 +58,20 @@ def load_models(
 ) -> Models:
     """Bundled models by default; a base model that cannot be loaded (offline) is reported, not fatal.
 
-    ``precision``: the T5s' weight format, "fp32", "bf16" or "int8" (see the README for speed and quality).
+    ``reply_model``: a name in ``REPLY_MODELS`` (default SmolLM2 + adapter), a folder or a Hub id.
+    ``base_model``: "none" skips the comparison; otherwise an adapter's base is its own weights with
+    the adapter off, and a full model's base is ``base_model`` (default: t5-small, from the Hub).
+    ``precision``: the reply models' weight format, "fp32", "bf16" or "int8" (see the README).
     """
-    base = None if (base_model or "").lower() in ("", "none") else base_model
     reader = EmotionReader.from_pretrained(emotion_model)
-    return Models(reader, ReplyDrafter.from_pretrained(reply_model, base_model=base, precision=precision))
+    drafter = ReplyDrafter.from_pretrained(reply_model, precision=precision)
+    if (base_model or "").lower() == "none":
+        return Models(reader, drafter)
+    try:
+        base = drafter.base_drafter(base_model or DEFAULT_BASE_MODEL_ID)
+    except ModelLoadError as err:  # the app keeps working without the comparison
+        return Models(reader, drafter, None, f"No comparison with the base model: {err}")
+    return Models(reader, drafter, base)
 
 
 # ---------------------------------------------------------------- handlers (pure functions)
@@ -114,7 +131,9 @@ def draft_replies(
     """(base draft, fine-tuned draft, editable draft, notice) for the message in the chosen emotion."""
     emotion, source = emotion_in_use(choice, detected)
     try:
-        comparison = models.drafter.compare(message or "", emotion, parse_history(history))
+        comparison = compare(
+            models.drafter, models.base, message or "", emotion, parse_history(history), models.base_error
+        )
     except ValueError as err:  # empty message
         return "", "", "", f"⚠️ {err}"
     notice = source
@@ -196,8 +215,8 @@ def build_demo(models: Models) -> Any:
         draft_button = gr.Button("Draft reply", variant="primary")
         notice = gr.Markdown()
         with gr.Row():
-            base_out = gr.Textbox(label="Base T5", interactive=False)
-            tuned_out = gr.Textbox(label="Fine-tuned T5 (emoreply)", interactive=False)
+            base_out = gr.Textbox(label="Base model (not fine-tuned)", interactive=False)
+            tuned_out = gr.Textbox(label="Fine-tuned (emoreply)", interactive=False)
         draft = gr.Textbox(label="Your draft — edit, then copy", lines=2, interactive=True, buttons=["copy"])
         with gr.Accordion("All emotions: the fine-tuned reply in each of the seven", open=False):
             sweep_button = gr.Button("Draft in every emotion")
@@ -245,17 +264,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     env = os.environ.get
     parser.add_argument("--emotion-model", default=env("EMOREPLY_EMOTION_MODEL"), help="default: bundled")
-    parser.add_argument("--reply-model", default=env("EMOREPLY_REPLY_MODEL"), help="default: bundled")
+    parser.add_argument(
+        "--reply-model",
+        default=env("EMOREPLY_REPLY_MODEL", DEFAULT_REPLY_MODEL),
+        help=f"{' or '.join(REPLY_MODELS)} (bundled; default {DEFAULT_REPLY_MODEL}), or a folder / Hub id",
+    )
     parser.add_argument(
         "--base-model",
-        default=env("EMOREPLY_BASE_MODEL", DEFAULT_BASE_MODEL_ID),
-        help="Hub id or folder of the base T5 for comparison; 'none' to skip",
+        default=env("EMOREPLY_BASE_MODEL"),
+        help="'none' skips the comparison; for a full (non-adapter) reply model, the Hub id or folder of its "
+        f"base (default {DEFAULT_BASE_MODEL_ID})",
     )
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
         default=env("EMOREPLY_PRECISION", "fp32"),
-        help="the T5s' weights: fp32, bf16 (fast on GPUs and CPUs with AVX512-BF16/AMX) or int8 (CPU); "
+        help="the reply models' weights: fp32, bf16 (fast on GPUs and CPUs with AVX512-BF16/AMX) or int8 (CPU); "
         "env EMOREPLY_PRECISION",
     )
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"))

@@ -147,3 +147,64 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     T5ForConditionalGeneration(config).save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
     return folder
+
+
+# ---- chat reply models (SmolLM2-like): a tiny random LLaMA with a chat template, and a LoRA adapter ----
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+TINY_LLAMA = {
+    "hidden_size": 16,
+    "intermediate_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "tie_word_embeddings": True,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_tokenizer(dailydialog_dir):
+    """The tiny tokenizer turned into a chat tokenizer: turn markers, end-of-turn as eos, a chat template."""
+    from emoreply.reply.data import load_pairs
+    from emoreply.reply.tokenizer import train_tokenizer
+
+    pairs = load_pairs(dailydialog_dir, "train")
+    tok = train_tokenizer([*pairs["context"], *pairs["response"], "Reply to the text message in a tone."], 200)
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.eos_token, tok.pad_token = "<|im_end|>", "<|im_end|>"
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_dir(tmp_path_factory, tiny_chat_tokenizer) -> Path:
+    """A random tiny LLaMA + chat tokenizer, saved like a pretrained chat model (the base of an adapter)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tok = tiny_chat_tokenizer
+    config = LlamaConfig(
+        **TINY_LLAMA, vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=1
+    )
+    folder = tmp_path_factory.mktemp("tiny-chat")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tmp_path_factory, tiny_chat_dir) -> Path:
+    """A LoRA adapter (random, non-zero, so it changes the replies) on the tiny chat model."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    base = AutoModelForCausalLM.from_pretrained(tiny_chat_dir)
+    lora = LoraConfig(r=2, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM", init_lora_weights=False)
+    folder = tmp_path_factory.mktemp("tiny-adapter")
+    get_peft_model(base, lora).save_pretrained(folder)
+    return folder

@@ -13,25 +13,34 @@ from emoreply.reply import ReplyDrafter
 
 @pytest.fixture(scope="module")
 def models(tiny_emotion_model_dir, tiny_model_dir) -> app.Models:
+    drafter = ReplyDrafter.from_pretrained(tiny_model_dir)
     return app.Models(
-        EmotionReader.from_pretrained(tiny_emotion_model_dir),
-        ReplyDrafter.from_pretrained(tiny_model_dir, base_model=str(tiny_model_dir)),
+        EmotionReader.from_pretrained(tiny_emotion_model_dir), drafter, drafter.base_drafter(tiny_model_dir)
     )
 
 
 def test_load_models_works_offline_and_reports_the_missing_base(tiny_emotion_model_dir, tiny_model_dir):
     models = app.load_models(str(tiny_emotion_model_dir), str(tiny_model_dir), "google-t5/t5-small")
-    assert models.drafter.base_model is None and "base" in models.drafter.base_error.lower()
+    assert models.base is None and "base" in models.base_error.lower()
     base, tuned, draft, notice = app.draft_replies(models, "How is your day going?", "happy", None, "")
     assert base.startswith("(base model unavailable)") and tuned == draft
-    assert app.load_models(str(tiny_emotion_model_dir), str(tiny_model_dir), "none").drafter.base_error is None
+    no_base = app.load_models(str(tiny_emotion_model_dir), str(tiny_model_dir), "none")
+    assert no_base.base is None and no_base.base_error is None
+
+
+def test_an_adapter_is_compared_with_its_own_base_offline(tiny_emotion_model_dir, tiny_adapter_dir):
+    models = app.load_models(str(tiny_emotion_model_dir), str(tiny_adapter_dir))
+    assert models.base is not None and models.base.model is models.drafter.model and not models.base.use_adapter
+    base, tuned, draft, notice = app.draft_replies(models, "How is your day going?", "sad", None, "")
+    assert isinstance(base, str) and not base.startswith("(base") and tuned == draft and "Sad" in notice
 
 
 def test_command_line_and_environment_pick_the_models(monkeypatch, tiny_emotion_model_dir, tiny_model_dir):
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
     args = app.parse_args([])
-    assert args.reply_model is None and args.base_model == "google-t5/t5-small" and args.precision == "fp32"
+    assert args.reply_model == "smollm2" and args.base_model is None and args.precision == "fp32"
+    assert app.parse_args(["--reply-model", "t5"]).reply_model == "t5"
     monkeypatch.setenv("EMOREPLY_PRECISION", "int8")
     monkeypatch.setenv("EMOREPLY_BASE_MODEL", "none")
     args = app.parse_args(["--reply-model", str(tiny_model_dir)])

@@ -37,9 +37,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tiny_emotion_model_dir, tiny_model_dir):
     """The app on http://127.0.0.1:<free port>/; the tiny T5 also stands in for the base model."""
+    drafter = ReplyDrafter.from_pretrained(tiny_model_dir)
     models = app.Models(
-        EmotionReader.from_pretrained(tiny_emotion_model_dir),
-        ReplyDrafter.from_pretrained(tiny_model_dir, base_model=str(tiny_model_dir)),
+        EmotionReader.from_pretrained(tiny_emotion_model_dir), drafter, drafter.base_drafter(tiny_model_dir)
     )
     demo = app.build_demo(models)
     port = free_port()
@@ -138,7 +138,7 @@ def test_browser_snapshot_then_draft(server, face_rgb, tmp_path):
             page.get_by_text("Detected:").wait_for()
             page.get_by_label("Message you received").fill(MESSAGE)
             page.get_by_role("button", name="Draft reply").click()
-            base, tuned = page.get_by_label("Base T5"), page.get_by_label("Fine-tuned T5 (emoreply)")
+            base, tuned = page.get_by_label("Base model (not fine-tuned)"), page.get_by_label("Fine-tuned (emoreply)")
             page.wait_for_function(
                 "els => els.every(e => e.value.trim().length > 0)", arg=[base.element_handle(), tuned.element_handle()]
             )

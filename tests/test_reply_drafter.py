@@ -9,14 +9,19 @@ import torch
 
 from emoreply.emotion_cnn import EMOTIONS
 from emoreply.loading import ModelLoadError
-from emoreply.reply import Comparison, Draft, ReplyDrafter, build_prompt, with_precision
+from emoreply.reply import Comparison, Draft, ReplyDrafter, build_prompt, compare, with_precision
 from emoreply.reply.data import dialogues_to_pairs
 
 
 @pytest.fixture(scope="module")
 def drafter(tiny_model_dir) -> ReplyDrafter:
+    return ReplyDrafter.from_pretrained(tiny_model_dir, device="cpu", max_new_tokens=5)
+
+
+@pytest.fixture(scope="module")
+def base(drafter, tiny_model_dir) -> ReplyDrafter:
     # The "base" is another copy of the tiny model: compare() needs something loadable offline.
-    return ReplyDrafter.from_pretrained(tiny_model_dir, base_model=str(tiny_model_dir), device="cpu", max_new_tokens=5)
+    return drafter.base_drafter(str(tiny_model_dir))
 
 
 def count_generate(monkeypatch, model) -> list[dict]:
@@ -101,18 +106,19 @@ def test_sweep_is_one_generate_call(drafter, monkeypatch):
     assert len(calls) == 1 and calls[0]["input_ids"].shape[0] == 7
 
 
-def test_compare_uses_the_same_prompt(drafter, monkeypatch):
-    calls = count_generate(monkeypatch, drafter.base_model)
-    result = drafter.compare("How is your day going?", "surprise")
+def test_compare_uses_the_same_prompt(drafter, base, monkeypatch):
+    calls = count_generate(monkeypatch, base.model)
+    result = compare(drafter, base, "How is your day going?", "surprise")
     assert isinstance(result, Comparison) and result.base_error is None and isinstance(result.base, str)
-    assert result.fine_tuned.emotion == "surprise"
-    expected = drafter.base_tokenizer(build_prompt("How is your day going?", "surprise"))["input_ids"]
+    assert result.fine_tuned.emotion == "surprise" and base.model is not drafter.model
+    expected = base.tokenizer(build_prompt("How is your day going?", "surprise"))["input_ids"]
     assert calls[0]["input_ids"][0].tolist() == expected
 
 
-def test_concurrent_compare_matches_sequential(drafter):
-    together = drafter.compare("How is your day going?", "sad", ["Hi!"], concurrent=True)
-    assert together == drafter.compare("How is your day going?", "sad", ["Hi!"], concurrent=False)
+def test_compare_matches_the_two_drafts(drafter, base):
+    result = compare(drafter, base, "How is your day going?", "sad", ["Hi!"])
+    assert result.fine_tuned.text == drafter.draft("How is your day going?", "sad", ["Hi!"]).text
+    assert result.base == base.draft("How is your day going?", "sad", ["Hi!"]).text
 
 
 @pytest.mark.parametrize("precision", ["int8", "bf16"])
@@ -120,16 +126,15 @@ def test_lower_precision_converts_both_models_and_still_drafts(tiny_model_dir, p
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
     fp32 = ReplyDrafter.from_pretrained(tiny_model_dir, device="cpu", max_new_tokens=5)
-    low = ReplyDrafter.from_pretrained(
-        tiny_model_dir, base_model=str(tiny_model_dir), device="cpu", precision=precision, max_new_tokens=5
-    )
-    for model in (low.model, low.base_model):
+    low = ReplyDrafter.from_pretrained(tiny_model_dir, device="cpu", precision=precision, max_new_tokens=5)
+    low_base = low.base_drafter(str(tiny_model_dir))  # the base follows the fine-tuned model's precision
+    for model in (low.model, low_base.model):
         if precision == "int8":
             assert not any(type(m) is torch.nn.Linear for m in model.modules())
             assert sum(isinstance(m, Int8Linear) for m in model.modules()) > 0
         else:
             assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
-    assert isinstance(low.compare("How is your day going?", "happy").base, str)
+    assert isinstance(compare(low, low_base, "How is your day going?", "happy").base, str)
     enc = fp32.tokenizer(['emotion: happy | context: "Hi"'], return_tensors="pt")
     labels = fp32.tokenizer(text_target=["Hello there"], return_tensors="pt").input_ids
     with torch.inference_mode():
@@ -148,15 +153,11 @@ def test_with_precision_leaves_the_given_model_alone_and_refuses_unknown_names(d
         ReplyDrafter.from_pretrained("/nonexistent", precision="float16")  # refused before loading
 
 
-def test_base_model_unavailable_keeps_working(tiny_model_dir, tmp_path):
-    d = ReplyDrafter.from_pretrained(
-        tiny_model_dir, base_model=str(tmp_path / "no-base"), device="cpu", max_new_tokens=3
-    )
-    assert d.base_model is None and str(tmp_path / "no-base") in d.base_error
-    result = d.compare("Hi", "happy")
-    assert result.base is None and result.base_error == d.base_error and result.fine_tuned.text is not None
-    with pytest.raises(RuntimeError, match="no-base"):
-        d.generate(["x"], base=True)
+def test_an_unavailable_base_model_is_a_clear_error(drafter, tmp_path):
+    with pytest.raises(ModelLoadError, match="no-base"):
+        drafter.base_drafter(str(tmp_path / "no-base"))
+    with pytest.raises(ModelLoadError, match="has no adapter, so its base model must be named"):
+        drafter.base_drafter()
 
 
 @pytest.mark.parametrize("message", ["", "   \n "])

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 
+from emoreply.emotion_cnn import EMOTIONS
 from emoreply.reply import ReplyDrafter
 from emoreply.reply.card import COLUMNS, write_reply_card
 from emoreply.reply.judge import EmotionJudge
@@ -156,7 +158,7 @@ def test_presets_parse():
     assert sum(p.numel() for p in model.parameters()) * 4 <= 40e6  # the bundled responder's fp32 budget
 
 
-def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tmp_path):
+def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tiny_adapter_dir, tiny_chat_dir, tmp_path):
     model_dir, _ = scratch_run
     judge_dir = tmp_path / "judge"
     judge_script.main(
@@ -167,20 +169,28 @@ def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tmp_p
     assert set(judge.predict(["I ’ m so happy for you !", "Where is the station ?"])) <= set(judge.classes)
 
     out = tmp_path / "eval"
+    adapter = tmp_path / "adapter"  # evaluated with --update_card: a copy, not the shared fixture
+    shutil.copytree(tiny_adapter_dir, adapter)
     results = eval_script.main(
         [
             "--model",
+            str(adapter),
+            "--compare",
             str(model_dir),
+            "--scorer",
+            str(tiny_chat_dir),
             "--judge",
             str(judge_dir),
             "--dataset",
             str(dailydialog_dir),
-            "--base_model",
-            str(model_dir),
             "--max_eval_samples",
             "12",
             "--max_sweep_samples",
             "2",
+            "--relevance_contexts",
+            "8",
+            "--relevance_set_size",
+            "4",
             "--batch_size",
             "8",
             "--max_new_tokens",
@@ -193,22 +203,49 @@ def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tmp_p
     )
     saved = json.loads((out / "eval_results.json").read_text())
     assert saved["num_pairs"] == 12 and saved["num_sweep_contexts"] == 2 and saved["precision"] == "fp32"
-    assert set(saved["rows"]) == {"fine_tuned", "no_emotion", "base"}
+    assert saved["relevance_contexts"] == 8 and saved["relevance_set_size"] == 4
+    assert set(saved["rows"]) == {"fine_tuned", "no_emotion", "base", str(model_dir), "references"}
     for key, row in saved["rows"].items():
-        assert {k for k, _, _ in COLUMNS} <= set(row), key
+        assert 0 <= row["relevance_top1"] <= 1 and row["relevance_top1_vs_references"] >= 0, key
+        if key != "references":
+            assert {k for k, _, _ in COLUMNS} <= set(row), key
+            assert row["perplexity_per_word"] > 1, key
+    assert saved["rows"]["references"]["relevance_top1_vs_references"] == 1.0
     assert saved["rows"]["no_emotion"]["controllability"] is None
-    assert set(saved["rows"]["fine_tuned"]["controllability_per_emotion"]) == set(judge.classes) | {
-        "angry",
-        "disgust",
-        "fear",
-        "happy",
-        "sad",
-        "surprise",
-        "neutral",
-    }
+    assert set(saved["rows"]["fine_tuned"]["controllability_per_emotion"]) == set(EMOTIONS)
+    assert saved["rows"]["fine_tuned"]["model"] == str(adapter) and saved["rows"]["base"]["model"].endswith(
+        "(adapter off)"
+    )
     assert "| fine-tuned |" in (out / "eval_results.md").read_text()
+    assert "| human reference replies |" in (out / "eval_results.md").read_text()
     assert results["rows"] == saved["rows"]
-    assert "| fine-tuned |" in (model_dir / "README.md").read_text()  # --update_card refreshed the card
+    assert "| fine-tuned |" in (adapter / "README.md").read_text()  # --update_card refreshed the card
+
+
+def test_lora_fine_tuning_of_a_chat_model_writes_a_loadable_adapter(dailydialog_dir, tiny_chat_dir, tmp_path):
+    out = tmp_path / "lora"
+    common = (
+        "--model_name_or_path",
+        str(tiny_chat_dir),
+        "--lora_r",
+        "2",
+        "--balance_emotions",
+        "--max_per_emotion",
+        "9",
+    )
+    state = run(dailydialog_dir, out, *common, "--num_epochs", "1", "--max_eval_per_emotion", "2")
+    for name in ("adapter_model.safetensors", "adapter_config.json", "generation_config.json", "README.md"):
+        assert (out / name).exists(), name
+    assert not (out / "model.safetensors").exists()  # only the adapter: the base is not copied
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny_chat_dir) and config["r"] == 2
+    generation = json.loads((out / "generation_config.json").read_text())
+    assert generation["no_repeat_ngram_size"] == 3 and generation["max_new_tokens"] == 20
+    assert "library_name: peft" in (out / "README.md").read_text()
+    state = run(dailydialog_dir, out, *common, "--num_epochs", "2", "--resume_from_checkpoint", "latest")
+    assert [h["epoch"] for h in state.history] == [1, 2]
+    drafter = ReplyDrafter.from_pretrained(out, device="cpu", max_new_tokens=3)
+    assert hasattr(drafter.model, "peft_config") and isinstance(drafter.draft("Hi", "happy").text, str)
 
 
 def test_a_lower_precision_evaluation_cannot_rewrite_the_fp32_card():

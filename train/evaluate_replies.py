@@ -1,26 +1,29 @@
-"""Evaluate the reply drafter on DailyDialog test pairs: loss, emotion, controllability, diversity, copying, BLEU.
+"""Evaluate reply models on DailyDialog test pairs: relevance, emotion, controllability, diversity, copying.
 
-    python train/evaluate_replies.py --model runs/reply-t5 --judge runs/reply-judge --update_card
-    python train/evaluate_replies.py --model runs/reply-t5 --judge runs/reply-judge --base_model none \
-        --max_eval_samples 200 --max_sweep_samples 50                                    # smoke
-    python train/evaluate_replies.py --model runs/reply-t5 --judge runs/reply-judge --precision int8  # its cost
+    python train/evaluate_replies.py --judge runs/reply-judge --update_card          # the default responder
+    python train/evaluate_replies.py --model t5 --judge runs/reply-judge --compare none --update_card
+    python train/evaluate_replies.py --judge runs/reply-judge --max_eval_samples 64 --max_sweep_samples 8 \
+        --relevance_contexts 16 --relevance_set_size 8                                           # smoke
 
-Rows: the fine-tuned model; the same model with the emotion removed from the prompt (does the
-emotion matter?); the base model with the same prompt string, when it can be loaded.
+Rows (one table): the fine-tuned model; the same model with the emotion removed from the prompt
+(does the emotion matter?); its base model asked for the emotion through the same prompt (for a
+LoRA adapter: the same weights, adapter off); the models named by ``--compare`` (default: the
+bundled compact T5); and the human reference replies, the ceiling for relevance and diversity.
 
-- loss / perplexity: teacher-forced token cross-entropy on the reference reply (padding excluded);
-  only comparable between rows that share a tokenizer.
-- emotion accuracy: the judge's reading of the generated reply == the reference reply's emotion
-  (the emotion requested in the prompt); also on non-neutral references only.
+- relevance: the first ``--relevance_contexts`` pairs in sets of ``--relevance_set_size``. For each
+  reply in a set, every context of the set is scored by log p(reply | context) under a scorer LM
+  that is not a model being evaluated (the pretrained SmolLM2 base, no adapter, no emotion in its
+  prompt). top-1: the reply's own context is the most likely one; PMI: log p(reply | own context)
+  - log mean p(reply | any context of the set), in nats. A stock phrase scores top-1 ~ 1/N, PMI ~ 0.
+- perplexity per word: teacher-forced cross-entropy of the reference reply, summed over its tokens
+  and divided by its words (tokenizers differ, so per-token perplexities are not comparable).
+- emotion accuracy: the judge's reading of the reply == the reference reply's emotion (the emotion
+  requested); also on non-neutral references only.
 - controllability: the first ``--max_sweep_samples`` contexts x 7 requested emotions; share of
   replies the judge reads as the requested emotion, per emotion and averaged over the seven.
-- distinct-1/2: unique / all word n-grams over all replies.
-- copy rate: see ``emoreply.reply.metrics.is_copy`` (identical words, or a reply of >= 3 words of
-  which >= 80% occur in the message).
-- BLEU: sacrebleu corpus BLEU against the single reference reply.
-Greedy decoding (no repeated 3-grams), at most ``--max_new_tokens`` new tokens, inputs truncated to 50 tokens;
-the copy guard (a greedy reply that repeats its message is replaced by the best of 4 beams that does not)
-is on, as in the app, unless ``--no_copy_guard``.
+- distinct-1/2, copy rate (``emoreply.reply.metrics.is_copy``), sacrebleu BLEU against the reference.
+Greedy decoding (no repeated 3-grams, at most ``--max_new_tokens`` new tokens) with the app's copy
+guard, as in the app, unless ``--no_copy_guard``.
 """
 
 from __future__ import annotations
@@ -28,183 +31,251 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 import sacrebleu
+import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from emoreply.emotion_cnn import EMOTIONS
+from emoreply.reply.base import base_model_folder
 from emoreply.reply.card import results_table, write_reply_card
 from emoreply.reply.data import load_pairs, make_collator, tokenize_pairs
 from emoreply.reply.drafter import (
-    DEFAULT_BASE_MODEL_ID,
-    DEFAULT_REPLY_MODEL_PATH,
+    DEFAULT_REPLY_MODEL,
     MAX_NEW_TOKENS,
     PRECISIONS,
     ReplyDrafter,
+    load_reply_model,
+    resolve_reply_model,
 )
 from emoreply.reply.judge import EmotionJudge
-from emoreply.reply.metrics import COPY_MIN_WORDS, COPY_OVERLAP, copy_rate, corpus_loss, distinct_n, words
+from emoreply.reply.metrics import (
+    COPY_MIN_WORDS,
+    COPY_OVERLAP,
+    copy_rate,
+    distinct_n,
+    relevance,
+    reply_logprobs,
+    token_losses,
+    words,
+)
+from emoreply.reply.prompt import format_prompt
 
 logger = logging.getLogger("evaluate_replies")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(DEFAULT_REPLY_MODEL_PATH), help="fine-tuned model folder or Hub id")
-    parser.add_argument("--base_model", default=DEFAULT_BASE_MODEL_ID, help="'none' skips the base row")
+    parser.add_argument("--model", default=DEFAULT_REPLY_MODEL, help="smollm2 | t5 (bundled), or a folder / Hub id")
+    parser.add_argument("--base_model", help="base of a full (non-adapter) model; 'none' skips the base row")
+    parser.add_argument("--compare", nargs="*", default=["t5"], help="more reply models to score ('none': no more)")
+    parser.add_argument("--scorer", help="causal LM scoring relevance (default: the SmolLM2 base)")
     parser.add_argument("--judge", default="runs/reply-judge", help="folder written by train/train_judge.py")
     parser.add_argument("--dataset", default="../shared/data/dailydialog", help="jsonl folder or Hub dataset id")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--context_turns", type=int, help="default: the model's training_args.json, else 1")
-    parser.add_argument("--max_eval_samples", type=int, help="cap test pairs")
-    parser.add_argument("--max_sweep_samples", type=int, default=1000, help="contexts for the 7-emotion sweep")
+    parser.add_argument("--max_eval_samples", type=int, help="cap test pairs (the first N)")
+    parser.add_argument("--max_sweep_samples", type=int, default=300, help="contexts for the 7-emotion sweep")
+    parser.add_argument("--relevance_contexts", type=int, default=200, help="contexts scored for relevance")
+    parser.add_argument("--relevance_set_size", type=int, default=20, help="N: contexts each reply is ranked among")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--max_new_tokens", type=int, default=MAX_NEW_TOKENS)
     parser.add_argument("--output_dir", help="where eval_results.json/.md go (default: the model folder)")
     parser.add_argument("--update_card", action="store_true", help="rewrite the model folder's README.md")
-    parser.add_argument(
-        "--precision", choices=PRECISIONS, default="fp32", help="the T5s' weight format (bf16/int8: their quality cost)"
-    )
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="weights of the evaluated models")
     parser.add_argument("--no_copy_guard", action="store_true", help="score raw greedy replies, copies included")
     parser.add_argument("--num_examples", type=int, default=10, help="sample replies kept in the JSON")
     parser.add_argument("--no_progress", action="store_true")
     args = parser.parse_args(argv)
+    if args.relevance_contexts and args.relevance_contexts < args.relevance_set_size:
+        parser.error("--relevance_contexts must hold at least one set of --relevance_set_size")
     if args.precision != "fp32" and args.update_card:
         parser.error(f"--precision {args.precision} evaluates a variant; it must not rewrite the fp32 model's card")
     return args
 
 
+def generate(drafter: ReplyDrafter, jobs: list[tuple[str, str | None, list[str]]], args, what: str) -> list[str]:
+    """Greedy replies to (message, emotion, history) jobs, in batches, with the copy guard."""
+    prompts = [drafter.prompt(m, e, h)[0] for m, e, h in jobs]
+    out: list[str] = []
+    for start in tqdm(range(0, len(jobs), args.batch_size), desc=what, leave=False, disable=args.no_progress):
+        chunk = slice(start, start + args.batch_size)
+        messages = [m for m, _, _ in jobs[chunk]]
+        out += [c[0] for c in drafter.generate(prompts[chunk], batch_size=args.batch_size, messages=messages)]
+    return out
+
+
+def loss_per_word(drafter: ReplyDrafter, pairs, with_emotion: bool, args) -> dict[str, float]:
+    """Teacher-forced loss of the reference replies: nats per token and per word, and per-word perplexity."""
+    prompts = [
+        drafter.prompt(c, e if with_emotion else None, h)[0]
+        for c, e, h in zip(pairs["context"], pairs["emotion"], pairs["history"], strict=True)
+    ]
+    tokenized = tokenize_pairs(
+        pairs.add_column("row_prompt", prompts),
+        drafter.tokenizer,
+        drafter.max_source_tokens,
+        prompt_column="row_prompt",
+    )
+    loader = DataLoader(tokenized, batch_size=args.batch_size, collate_fn=make_collator(drafter.tokenizer))
+    total, tokens = 0.0, 0
+    with drafter.lock, torch.inference_mode():
+        for batch in tqdm(loader, desc="loss", leave=False, disable=args.no_progress):
+            batch = {k: v.to(drafter.model.device) for k, v in batch.items()}
+            if not drafter.use_adapter:  # the base: the same weights with the adapter off
+                with drafter.model.disable_adapter():
+                    nll, n = token_losses(drafter.model, batch)
+            else:
+                nll, n = token_losses(drafter.model, batch)
+            total, tokens = total + nll.sum().item(), tokens + int(n.sum())
+    n_words = sum(len(words(r)) for r in pairs["response"])
+    return {
+        "loss_per_token": total / max(tokens, 1),
+        "perplexity_per_word": math.exp(min(total / max(n_words, 1), 50.0)),
+    }
+
+
+def relevance_scores(scorer, tokenizer, pairs, replies: dict[str, list[str]], args) -> dict[str, dict[str, float]]:
+    """Top-1 identification and PMI per row (see the module docstring), averaged over the sets."""
+    n, size = args.relevance_contexts, args.relevance_set_size
+    n = min(n, len(pairs)) // size * size
+    contexts, histories = list(pairs["context"][:n]), list(pairs["history"][:n])
+    per_row: dict[str, list[dict[str, float]]] = {k: [] for k in replies}
+    for start in tqdm(range(0, n, size), desc="relevance", leave=False, disable=args.no_progress):
+        window = range(start, start + size)
+        prompts = [format_prompt(contexts[i], None, histories[i], tokenizer) for i in window]
+        # One pass per context for every row: the rows' replies share the context's key/value cache.
+        keys = list(replies)
+        rows = [[replies[k][j] for k in keys for j in window] for _ in window]
+        scores = reply_logprobs(scorer, tokenizer, prompts, rows)  # (size, len(keys) * size)
+        for r, key in enumerate(keys):
+            block = scores[:, r * size : (r + 1) * size]
+            per_row[key].append(relevance(block, [not replies[key][j].strip() for j in window]))
+    return {k: {m: float(np.mean([s[m] for s in v])) for m in ("top1", "pmi")} for k, v in per_row.items()}
+
+
 def score_row(
-    drafter: ReplyDrafter,
+    drafter: ReplyDrafter | None,
     judge: EmotionJudge,
     pairs,
-    prompts: list[str],
-    sweep_prompts: list[str] | None,
-    base: bool,
-    args: argparse.Namespace,
-) -> tuple[dict, list[str]]:
-    """All metrics for one model variant; returns (metrics, replies)."""
-    model, tokenizer = (drafter.base_model, drafter.base_tokenizer) if base else (drafter.model, drafter.tokenizer)
-    tokenized = tokenize_pairs(
-        pairs.add_column("row_prompt", prompts), tokenizer, drafter.max_source_tokens, prompt_column="row_prompt"
-    )
-    loss = corpus_loss(model, DataLoader(tokenized, batch_size=args.batch_size, collate_fn=make_collator(tokenizer)))
-    contexts = list(pairs["context"])
-    replies = [c[0] for c in _generate(drafter, prompts, contexts, base, args, "replies")]
-    references, emotions = list(pairs["response"]), list(pairs["emotion"])
+    replies: list[str],
+    with_emotion: bool,
+    args,
+) -> dict:
+    """All metrics of one row but relevance; ``drafter`` None: the human references."""
+    emotions = np.asarray(pairs["emotion"])
     judged = np.asarray(judge.predict(replies))
-    hit = judged == np.asarray(emotions)
-    emotional = np.asarray(emotions) != "neutral"
-    row = {
-        "loss": loss["loss"],
-        "perplexity": loss["perplexity"],
-        "emotion_accuracy": float(hit.mean()) if len(hit) else None,
+    hit = judged == emotions
+    emotional = emotions != "neutral"
+    row: dict = {
+        "emotion_accuracy": float(hit.mean()),
         "emotion_accuracy_non_neutral": float(hit[emotional].mean()) if emotional.any() else None,
-        "judged_distribution": {e: float((judged == e).mean()) for e in EMOTIONS} if len(judged) else {},
-        "controllability": None,
-        "controllability_per_emotion": None,
         "distinct_1": distinct_n(replies, 1),
         "distinct_2": distinct_n(replies, 2),
         "copy_rate": copy_rate(replies, list(pairs["context"])),
-        "bleu": sacrebleu.corpus_bleu(replies, [references]).score,
-        "mean_reply_words": float(np.mean([len(words(r)) for r in replies])) if replies else 0.0,
-        "empty_reply_rate": float(np.mean([not r for r in replies])) if replies else 0.0,
+        "mean_reply_words": float(np.mean([len(words(r)) for r in replies])),
+        "empty_reply_rate": float(np.mean([not r.strip() for r in replies])),
+        "controllability": None,
+        "controllability_per_emotion": None,
     }
-    if sweep_prompts:
-        swept_contexts = [c for c in contexts[: len(sweep_prompts) // len(EMOTIONS)] for _ in EMOTIONS]
-        swept_replies = [c[0] for c in _generate(drafter, sweep_prompts, swept_contexts, base, args, "sweep")]
-        swept = np.asarray(judge.predict(swept_replies))
-        requested = np.asarray(list(EMOTIONS) * (len(sweep_prompts) // len(EMOTIONS)))
+    if drafter is None:
+        return row
+    row["bleu"] = sacrebleu.corpus_bleu(replies, [list(pairs["response"])]).score
+    row.update(loss_per_word(drafter, pairs, with_emotion, args))
+    if with_emotion and args.max_sweep_samples:
+        n = min(args.max_sweep_samples, len(pairs))
+        jobs = [(c, e, h) for c, h in zip(pairs["context"][:n], pairs["history"][:n], strict=True) for e in EMOTIONS]
+        swept = np.asarray(judge.predict(generate(drafter, jobs, args, "sweep")))
+        requested = np.asarray([e for _, e, _ in jobs])
         per = {e: float((swept[requested == e] == e).mean()) for e in EMOTIONS}
-        row["controllability_per_emotion"] = per
-        row["controllability"] = float(np.mean(list(per.values())))
-    return row, replies
+        row.update(controllability=float(np.mean(list(per.values()))), controllability_per_emotion=per)
+    return row
 
 
-def _generate(
-    drafter: ReplyDrafter, prompts: list[str], messages: list[str], base: bool, args: argparse.Namespace, what: str
-) -> list[list[str]]:
-    out = []
-    for start in tqdm(range(0, len(prompts), args.batch_size), desc=what, leave=False, disable=args.no_progress):
-        end = start + args.batch_size
-        out += drafter.generate(prompts[start:end], base=base, batch_size=args.batch_size, messages=messages[start:end])
-    return out
+def load_rows(args: argparse.Namespace) -> dict[str, tuple[ReplyDrafter, bool]]:
+    """Row key -> (drafter, whether its prompt carries the emotion)."""
+    tuned = ReplyDrafter.from_pretrained(args.model, max_new_tokens=args.max_new_tokens, precision=args.precision)
+    tuned.avoid_copies = not args.no_copy_guard
+    rows = {"fine_tuned": (tuned, True), "no_emotion": (tuned, False)}
+    if (args.base_model or "").lower() != "none":
+        try:
+            rows["base"] = (tuned.base_drafter(args.base_model), True)
+        except Exception as err:  # offline without the base: the other rows still count
+            logger.warning("no base row: %s", err)
+    for name in args.compare:
+        if name.lower() == "none":
+            continue
+        other = ReplyDrafter.from_pretrained(name, max_new_tokens=args.max_new_tokens, precision=args.precision)
+        other.avoid_copies = not args.no_copy_guard
+        rows[name] = (other, True)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
-    base_name = None if args.base_model.lower() == "none" else args.base_model
-    drafter = ReplyDrafter.from_pretrained(
-        args.model, base_model=base_name, max_new_tokens=args.max_new_tokens, precision=args.precision
-    )
-    drafter.avoid_copies = not args.no_copy_guard
-    if drafter.base_error:
-        logger.warning("%s", drafter.base_error)
     judge = EmotionJudge.load(args.judge)
-    model_dir = Path(args.model) if Path(args.model).is_dir() else None
-    turns = args.context_turns
-    if turns is None:
-        trained = model_dir / "training_args.json" if model_dir else None
-        turns = json.loads(trained.read_text()).get("context_turns", 1) if trained and trained.exists() else 1
+    rows = load_rows(args)
+    pairs = load_pairs(args.dataset, args.split, 1, args.max_eval_samples)
+    jobs = list(zip(pairs["context"], pairs["emotion"], pairs["history"], strict=True))
 
-    pairs = load_pairs(args.dataset, args.split, turns, args.max_eval_samples, tokenizer=drafter.tokenizer)
-    plain = load_pairs(
-        args.dataset, args.split, turns, args.max_eval_samples, with_emotion=False, tokenizer=drafter.tokenizer
-    )
-    n_sweep = min(args.max_sweep_samples, len(pairs))
-    sweep = [
-        drafter.prompt(c, e, h)[0]
-        for c, h in zip(pairs["context"][:n_sweep], pairs["history"][:n_sweep], strict=True)
-        for e in EMOTIONS
-    ]
+    replies: dict[str, list[str]] = {"references": list(pairs["response"])}
+    results_rows: dict[str, dict] = {}
+    for key, (drafter, with_emotion) in rows.items():
+        logger.info("scoring %s (%s) on %d pairs", key, drafter.name, len(pairs))
+        row_jobs = [(m, e if with_emotion else None, h) for m, e, h in jobs]
+        replies[key] = generate(drafter, row_jobs, args, key)
+        results_rows[key] = {
+            "model": drafter.name,
+            **score_row(drafter, judge, pairs, replies[key], with_emotion, args),
+        }
+    results_rows["references"] = {"model": "human", **score_row(None, judge, pairs, replies["references"], True, args)}
 
-    rows, examples = {}, {}
-    variants = [("fine_tuned", list(pairs["prompt"]), sweep, False), ("no_emotion", list(plain["prompt"]), None, False)]
-    if drafter.base_model is not None:
-        variants.append(("base", list(pairs["prompt"]), sweep, True))
-    for key, prompts, sweep_prompts, base in variants:
-        logger.info("scoring %s on %d pairs", key, len(prompts))
-        rows[key], replies = score_row(drafter, judge, pairs, prompts, sweep_prompts, base, args)
-        examples[key] = replies[: args.num_examples]
+    if args.relevance_contexts:
+        scorer, scorer_tok = load_reply_model(args.scorer or base_model_folder(), "relevance scorer")
+        for key, rel in relevance_scores(scorer.eval(), scorer_tok, pairs, replies, args).items():
+            results_rows[key].update(relevance_top1=rel["top1"], relevance_pmi=rel["pmi"])
+        ref = results_rows["references"]
+        for row in results_rows.values():
+            row["relevance_top1_vs_references"] = row["relevance_top1"] / ref["relevance_top1"]
+            row["relevance_pmi_vs_references"] = row["relevance_pmi"] / ref["relevance_pmi"]
 
-    references = list(pairs["response"])
-    reference_hits = np.asarray(judge.predict(references)) == np.asarray(pairs["emotion"])
+    tuned = rows["fine_tuned"][0]
     results = {
-        "model": args.model,
-        "base_model": base_name,
-        "base_error": drafter.base_error,
+        "model": tuned.name,
         "split": args.split,
         "num_pairs": len(pairs),
-        "num_sweep_contexts": n_sweep,
-        "context_turns": turns,
+        "num_sweep_contexts": min(args.max_sweep_samples, len(pairs)),
+        "relevance_contexts": min(args.relevance_contexts, len(pairs))
+        // args.relevance_set_size
+        * args.relevance_set_size,
+        "relevance_set_size": args.relevance_set_size,
+        "relevance_scorer": str(args.scorer or "HuggingFaceTB/SmolLM2-135M-Instruct (no adapter)"),
         "max_new_tokens": args.max_new_tokens,
-        "no_repeat_ngram_size": drafter.no_repeat_ngram_size,
-        "copy_guard": drafter.avoid_copies,
-        "reference_copy_rate": copy_rate(references, list(pairs["context"])),  # how often people do it
+        "no_repeat_ngram_size": tuned.no_repeat_ngram_size,
+        "copy_guard": tuned.avoid_copies,
         "precision": args.precision,
         "judge": {
             "path": args.judge,
             "accuracy": judge.metrics.get("accuracy"),
             "macro_f1": judge.metrics.get("macro_f1"),
-            "reference_accuracy": float(reference_hits.mean()) if len(references) else None,
         },
         "copy_definition": f"identical words, or >= {COPY_OVERLAP:.0%} of a reply of >= {COPY_MIN_WORDS} words "
         "occurring in the message",
-        "rows": rows,
+        "rows": results_rows,
         "examples": {
             "context": list(pairs["context"][: args.num_examples]),
             "emotion": list(pairs["emotion"][: args.num_examples]),
-            "reference": references[: args.num_examples],
-            **examples,
+            **{k: v[: args.num_examples] for k, v in replies.items()},
         },
     }
+    model_dir = Path(resolve_reply_model(args.model))
+    model_dir = model_dir if model_dir.is_dir() else None
     variant = Path("runs") / f"reply-eval-{args.precision}" if args.precision != "fp32" else None
-    default_out = variant or model_dir or Path("runs") / "reply-eval"
-    out = Path(args.output_dir) if args.output_dir else default_out
+    out = Path(args.output_dir) if args.output_dir else variant or model_dir or Path("runs") / "reply-eval"
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     table = results_table(results)

@@ -6,7 +6,8 @@ One script for both kinds of reply model, chosen from the model's config:
 - a seq2seq model: the paper's T5 (``google-t5/t5-small`` from the Hub, or a compact T5 from scratch).
 
     # the default responder: LoRA on SmolLM2-135M-Instruct (offline: the base comes from the pinned wheel)
-    accelerate launch train/train_reply.py --preset train/configs/reply_smollm2_lora.json --output_dir runs/reply-smollm2
+    accelerate launch train/train_reply.py --preset train/configs/reply_smollm2_lora.json \
+        --output_dir runs/reply-smollm2
     # the paper: fine-tune t5-small (needs the Hub)
     accelerate launch train/train_reply.py --preset train/configs/reply_t5_small_finetune.json \
         --output_dir runs/reply-t5-finetune
@@ -46,6 +47,7 @@ from transformers import (
     get_cosine_with_min_lr_schedule_with_warmup,
 )
 
+from emoreply.reply.base import base_model_folder
 from emoreply.reply.card import write_reply_card
 from emoreply.reply.data import (
     LengthGroupedSampler,
@@ -55,7 +57,6 @@ from emoreply.reply.data import (
     pair_lengths,
     tokenize_pairs,
 )
-from emoreply.reply.base import base_model_folder
 from emoreply.reply.drafter import DEFAULT_BASE_MODEL_ID, load_reply_model, save_decoding_settings
 from emoreply.reply.metrics import corpus_loss, perplexity_report, token_losses
 from emoreply.reply.tokenizer import train_tokenizer
@@ -201,7 +202,7 @@ def export(model, tokenizer, output_dir: Path, args: argparse.Namespace) -> None
         config_file.write_text(json.dumps(config, indent=2) + "\n")
     else:
         tokenizer.save_pretrained(output_dir)
-    save_decoding_settings(output_dir, tokenizer)
+    save_decoding_settings(output_dir, model, tokenizer)
 
 
 def evaluate(model, loader, accelerator: Accelerator, desc: str, disable: bool) -> dict[str, float]:

