@@ -293,7 +293,7 @@ def optuna_search(args: argparse.Namespace, data: dict) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
-    state = start_processes(__file__)  # a real multi-process run, or a one-line refusal
+    state = start_processes()  # a real multi-process run, or a one-line refusal
     check_dataset(args.dataset, "fer2013")
     if args.push_to_hub:  # seconds now, not a failure after training; checked once, the verdict shared
         args.hub_model_id = preflight_hub_push(args, state)

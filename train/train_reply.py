@@ -223,7 +223,7 @@ def evaluate(model, loader, accelerator: Accelerator, desc: str, disable: bool) 
 def main(argv: list[str] | None = None) -> TrainerState:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
-    launch = start_processes(__file__)  # a real multi-process run, or a one-line refusal
+    launch = start_processes()  # a real multi-process run, or a one-line refusal
     check_dataset(args.dataset, "dailydialog")
     if args.push_to_hub:  # seconds now, not a failure after training
         args.hub_model_id = preflight_hub_push(args, launch)
