@@ -98,8 +98,9 @@ def check_two_process_run(tmp_path, script, args, per_process_batch, epochs, kil
 
 
 def test_emotion_cnn_on_two_cpu_processes(fer_folder, tmp_path, monkeypatch):
-    # No augmentation, dropout or class weights: what remains between 1 and 2 processes is BatchNorm
-    # over 9 instead of 18 images (measured: train loss 2.4% apart by epoch 2). 126 training images = 7 global batches of 18: nothing dropped.
+    # No augmentation, dropout or class weights: what remains between 1 and 2 processes is BatchNorm over
+    # 9 instead of 18 images (measured: train loss 2.4% apart by epoch 2). 126 training images = 7
+    # global batches of 18: nothing dropped.
     args = ["--dataset", str(fer_folder), "--channels", "4", "8", "8", "--hidden_size", "16", "--seed", "1",
             "--no_progress", "--augment_strength", "0", "--conv_dropout", "0", "--fc_dropout", "0",
             "--class_weighting", "none", "--learning_rate", "3e-3"]  # fmt: skip
