@@ -37,7 +37,8 @@ def final_history(out) -> list[dict]:
 
 
 def test_sigkilled_training_resumes_to_the_same_metrics(fer_folder, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    # PYTHONPATH: the script runs from train/, so without it a venv may import another checkout's emoreply.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run(train_cmd(fer_folder, straight, 4), env=env, check=True, capture_output=True, timeout=300)
 

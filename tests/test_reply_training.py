@@ -103,6 +103,9 @@ def test_fine_tuning_a_pretrained_folder_and_push_to_hub(dailydialog_dir, tiny_m
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    # The check before training (tests/test_hub_and_data.py covers its failures): a valid write token.
+    monkeypatch.setattr(huggingface_hub.HfApi, "whoami", lambda self, **kw: {"name": "someone", "orgs": []})
+    monkeypatch.setattr(huggingface_hub.HfApi, "auth_check", lambda self, repo_id, **kw: None)
     out = tmp_path / "finetuned"
     # A tiny random T5 in a folder stands in for the Hub id google-t5/t5-small.
     run(

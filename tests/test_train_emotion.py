@@ -188,6 +188,9 @@ def test_push_to_hub_uploads_the_folder_without_checkpoints(fer_folder, tmp_path
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", fake_create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", fake_upload_folder)
+    # The check before training (tests/test_hub_and_data.py covers its failures): a valid write token.
+    monkeypatch.setattr(huggingface_hub.HfApi, "whoami", lambda self, **kw: {"name": "me", "orgs": []})
+    monkeypatch.setattr(huggingface_hub.HfApi, "auth_check", lambda self, repo_id, **kw: None)
     run(fer_folder, tmp_path / "run", "--num_epochs", "1", "--push_to_hub", "--hub_model_id", "me/emotion-test")
     assert calls["repo"] == "me/emotion-test"
     assert {"README.md", "model.safetensors", "config.json", "preprocessor_config.json"} <= set(calls["files"])

@@ -18,6 +18,7 @@ from pathlib import Path
 from emoreply.cards import write_emotion_card
 from emoreply.emotion_cnn import EmotionCNNForImageClassification, EmotionCNNImageProcessor
 from emoreply.training.common import STATE_FILE, TrainerState, sorted_checkpoints
+from emoreply.training.data_sources import add_dataset_arg, check_dataset
 from emoreply.training.emotion_eval import TTA_VIEWS, test_report
 from emoreply.training.fer_data import load_fer_split, stratified_split
 
@@ -25,7 +26,7 @@ from emoreply.training.fer_data import load_fer_split, stratified_split
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="runs/emotion-cnn", help="folder written by train_emotion_cnn.py")
-    parser.add_argument("--dataset", default="../shared/data/fer2013", help="parquet folder or Hub dataset id")
+    add_dataset_arg(parser, "fer2013", "../shared/data/fer2013")
     parser.add_argument("--split", choices=["test", "validation"], default="test")
     parser.add_argument("--default_view", choices=list(TTA_VIEWS), help="store this view in config.json")
     parser.add_argument("--update_card", action="store_true", help="rewrite README.md (test split only)")
@@ -49,6 +50,7 @@ def training_state(model_dir: Path) -> TrainerState:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    check_dataset(args.dataset, "fer2013")
     model_dir = Path(args.model)
     trained = argparse.Namespace(**json.loads((model_dir / "training_args.json").read_text()))
     model = EmotionCNNForImageClassification.from_pretrained(model_dir)

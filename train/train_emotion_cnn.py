@@ -2,6 +2,8 @@
 
     accelerate launch train/train_emotion_cnn.py --preset train/configs/emotion_cnn.json \
         --output_dir runs/emotion-cnn
+    # N data-parallel processes, on CPUs (gloo) or GPUs (NCCL); --batch_size is per process
+    accelerate launch --multi_gpu --num_processes 2 train/train_emotion_cnn.py --output_dir runs/emotion-cnn-2p
     python train/train_emotion_cnn.py --output_dir /tmp/smoke --max_train_samples 256 --num_epochs 1
 
 Data stays in memory as uint8 (66 MB) and is augmented per batch; each epoch ends with a
@@ -34,13 +36,15 @@ from emoreply.training.common import (
     add_common_args,
     load_checkpoint,
     parse_with_preset,
-    push_folder_to_hub,
     resolve_checkpoint,
     save_args,
     save_checkpoint,
 )
+from emoreply.training.data_sources import add_dataset_arg, check_dataset
+from emoreply.training.distributed import map_sharded, process_seed, reduce_sums, start_processes
 from emoreply.training.emotion_eval import TTA_VIEWS, predict, test_report
 from emoreply.training.fer_data import augment, class_weights, load_fer_split, stratified_split
+from emoreply.training.hub import preflight_hub_push, push_after_training
 from emoreply.training.metrics import plot_curves
 
 logger = logging.getLogger("train_emotion_cnn")
@@ -49,9 +53,9 @@ logger = logging.getLogger("train_emotion_cnn")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
-    parser.add_argument("--dataset", default="../shared/data/fer2013", help="parquet folder or Hub dataset id")
+    add_dataset_arg(parser, "fer2013", "../shared/data/fer2013")
     parser.add_argument("--val_fraction", type=float, default=0.1, help="of train, per class, for early stopping")
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=64, help="per process (global: x processes)")
     parser.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD only")
     parser.add_argument("--min_lr_ratio", type=float, default=0.01, help="cosine floor, as a fraction of the lr")
@@ -142,9 +146,11 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
             break
         model.train()
         loader.set_epoch(epoch)
-        # Seeded per epoch, so a run resumed from a checkpoint replays the same augmentations/dropout.
-        torch.manual_seed(args.seed + epoch)
-        aug_gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+        # Seeded per epoch, so a run resumed from a checkpoint replays the same augmentations/dropout;
+        # per process too, so that data-parallel processes do not draw identical augmentations.
+        seed = process_seed(args.seed, accelerator.process_index)
+        torch.manual_seed(seed + epoch)
+        aug_gen = torch.Generator().manual_seed(seed * 1000 + epoch)
         start, seen, loss_sum = time.perf_counter(), 0, 0.0
         bar = tqdm(
             loader,
@@ -163,17 +169,19 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
             loss_sum += loss.item() * len(labels)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
         seconds = time.perf_counter() - start
+        loss_sum, seen = reduce_sums(accelerator, loss_sum, seen)  # over all processes' shards
         if swa is not None and epoch + 1 >= args.swa_start_epoch:
             swa.update_parameters(accelerator.unwrap_model(model))
         val_x, val_y = data["val"]
-        preds = predict(accelerator.unwrap_model(model), processor, val_x)
+        preds = map_sharded(accelerator, lambda x: predict(accelerator.unwrap_model(model), processor, x), val_x)
         metrics = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / max(seen, 1),
             "val_accuracy": (preds == val_y).float().mean().item() if len(val_y) else 0.0,
             "lr": scheduler.get_last_lr()[0],
             "epoch_seconds": seconds,
-            "train_images_per_second": seen * accelerator.num_processes / seconds,
+            "train_images": int(seen),
+            "train_images_per_second": seen / seconds,
         }
         if state.update(metrics, "val_accuracy", greater_is_better=True) and accelerator.is_main_process:
             accelerator.unwrap_model(model).save_pretrained(output_dir)
@@ -189,8 +197,8 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
             if trial.should_prune():
                 break
 
-    if swa is not None and swa.n_averaged > 0 and accelerator.is_main_process:
-        finish_weight_average(swa.module, loader, processor, data["val"], args, state)
+    if swa is not None and swa.n_averaged > 0:
+        finish_weight_average(swa.module, loader, processor, data["val"], args, state, accelerator)
     if accelerator.is_main_process and state.history:
         (output_dir / "training_history.json").write_text(json.dumps(asdict(state), indent=1) + "\n")
         plot_curves(
@@ -208,10 +216,10 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
                 + ", ".join(f"{results[view]['accuracy']:.4f} ({view})" for view in TTA_VIEWS)
                 + f"; macro-F1 {results[results['default_view']]['macro_f1']:.4f} ({results['default_view']})"
             )
-            if args.push_to_hub:
-                url = push_folder_to_hub(output_dir, args.hub_model_id or output_dir.name, args.hub_token)
-                accelerator.print(f"pushed to {url}")
     accelerator.wait_for_everyone()
+    if args.push_to_hub and report_test and accelerator.is_main_process and state.history:
+        # Checked before training; a failure now exits saying the outputs are complete and how to push them.
+        accelerator.print(f"pushed to {push_after_training(output_dir, args.hub_model_id, args.hub_token)}")
     return state
 
 
@@ -222,16 +230,25 @@ def finish_weight_average(
     val: tuple[torch.Tensor, torch.Tensor],
     args: argparse.Namespace,
     state: TrainerState,
+    accelerator: Accelerator,
 ) -> None:
     """Recompute BatchNorm statistics for the averaged weights; export them if they beat the best epoch.
 
     The running statistics of the last epoch do not belong to the mean of the weights, so they are
-    measured again on one pass over the (augmented, as in training) training images.
+    measured again on one pass over the (augmented, as in training) training images: every process
+    on its shard, then the statistics averaged over processes.
     """
     device = next(averaged.parameters()).device
-    aug_gen = torch.Generator().manual_seed(args.seed * 1000 - 1)
+    aug_gen = torch.Generator().manual_seed(process_seed(args.seed, accelerator.process_index) * 1000 - 1)
     batches = (training_batch(images, processor, aug_gen, args.augment_strength, device) for images, _ in loader)
     update_bn(batches, averaged)
+    if accelerator.num_processes > 1:
+        for module in averaged.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.running_mean.copy_(accelerator.reduce(module.running_mean, reduction="mean"))
+                module.running_var.copy_(accelerator.reduce(module.running_var, reduction="mean"))
+    if not accelerator.is_main_process:
+        return
     val_x, val_y = val
     accuracy = (predict(averaged, processor, val_x) == val_y).float().mean().item() if len(val_y) else 0.0
     first = max(args.swa_start_epoch, 1)
@@ -276,6 +293,10 @@ def optuna_search(args: argparse.Namespace, data: dict) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
+    state = start_processes()  # a real multi-process run, or a one-line refusal
+    check_dataset(args.dataset, "fer2013")
+    if args.push_to_hub:  # seconds now, not a failure after training; checked once, the verdict shared
+        args.hub_model_id = preflight_hub_push(args, state)
     train_x, train_y = load_fer_split(args.dataset, "train", args.max_train_samples)
     test = load_fer_split(args.dataset, "test", args.max_eval_samples)
     tr, va = stratified_split(train_y, args.val_fraction, args.seed)

@@ -17,6 +17,7 @@ from pathlib import Path
 from emoreply.emotion_cnn import DAILYDIALOG_TO_EMOTION, EMOTIONS
 from emoreply.reply.data import load_dialogues
 from emoreply.reply.judge import EmotionJudge
+from emoreply.training.data_sources import add_dataset_arg, check_dataset
 from emoreply.training.metrics import classification_report, plot_confusion_matrix
 
 logger = logging.getLogger("train_judge")
@@ -25,7 +26,7 @@ logger = logging.getLogger("train_judge")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="runs/reply-judge")
-    parser.add_argument("--dataset", default="../shared/data/dailydialog", help="jsonl folder or Hub dataset id")
+    add_dataset_arg(parser, "dailydialog", "../shared/data/dailydialog")
     parser.add_argument("--C", type=float, nargs="+", default=[0.5, 2.0, 8.0], help="inverse regularisation grid")
     parser.add_argument("--min_df", type=int, default=2)
     parser.add_argument("--max_word_features", type=int, default=50_000)
@@ -54,6 +55,7 @@ def score(judge: EmotionJudge, texts: list[str], labels: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> EmotionJudge:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
+    check_dataset(args.dataset, "dailydialog")
     output_dir = Path(args.output_dir)
     train = utterances(args.dataset, "train", args.max_train_samples)
     val = utterances(args.dataset, "validation", args.max_eval_samples)

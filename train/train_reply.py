@@ -13,6 +13,8 @@ One script for both kinds of reply model, chosen from the model's config:
         --output_dir runs/reply-t5-finetune
     # a compact T5 and its own tokenizer, trained from scratch (2 CPU cores)
     python train/train_reply.py --preset train/configs/reply_t5_small_scratch.json --output_dir runs/reply-t5
+    # N data-parallel processes, on CPUs (gloo) or GPUs (NCCL); --batch_size is per process
+    accelerate launch --multi_gpu --num_processes 2 train/train_reply.py --preset ... --output_dir ...
     # smoke
     python train/train_reply.py --preset train/configs/reply_smollm2_lora.json --output_dir /tmp/smoke \
         --max_train_samples 64 --max_eval_samples 32 --num_epochs 1 --max_steps_per_epoch 2
@@ -65,11 +67,13 @@ from emoreply.training.common import (
     add_common_args,
     load_checkpoint,
     parse_with_preset,
-    push_folder_to_hub,
     resolve_checkpoint,
     save_args,
     save_checkpoint,
 )
+from emoreply.training.data_sources import add_dataset_arg, check_dataset
+from emoreply.training.distributed import process_seed, reduce_sums, start_processes
+from emoreply.training.hub import preflight_hub_push, push_after_training
 from emoreply.training.metrics import plot_curves
 
 logger = logging.getLogger("train_reply")
@@ -94,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tokenizer_name", help="tokenizer folder (default: the model's)")
     parser.add_argument("--train_tokenizer", action="store_true", help="train the project tokenizer on train")
     parser.add_argument("--vocab_size", type=int, default=8000, help="with --train_tokenizer")
-    parser.add_argument("--dataset", default="../shared/data/dailydialog", help="jsonl folder or Hub dataset id")
+    add_dataset_arg(parser, "dailydialog", "../shared/data/dailydialog")
     parser.add_argument("--context_turns", type=int, default=1, help="turns of context in the prompt (paper: 1)")
     parser.add_argument("--balance_emotions", action="store_true", help="oversample the rarer emotions")
     parser.add_argument("--balance_max_repeat", type=float, default=5.0)
@@ -105,7 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--group_by_length", action="store_true", help="batches of similar lengths: less padding")
     parser.add_argument("--max_source_length", type=int, default=50)
     parser.add_argument("--max_target_length", type=int, default=50)
-    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--batch_size", type=int, default=16, help="per process (global: x processes)")
     parser.add_argument("--eval_batch_size", type=int, default=64)
     parser.add_argument("--min_lr_ratio", type=float, default=0.2, help="cosine floor, as a fraction of the lr")
     parser.add_argument("--mixed_precision", choices=["no", "bf16"], default="no", help="fp16 overflows in T5")
@@ -219,6 +223,10 @@ def evaluate(model, loader, accelerator: Accelerator, desc: str, disable: bool) 
 def main(argv: list[str] | None = None) -> TrainerState:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
+    launch = start_processes()  # a real multi-process run, or a one-line refusal
+    check_dataset(args.dataset, "dailydialog")
+    if args.push_to_hub:  # seconds now, not a failure after training
+        args.hub_model_id = preflight_hub_push(args, launch)
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
@@ -265,6 +273,7 @@ def main(argv: list[str] | None = None) -> TrainerState:
     model, optimizer, loader, val_loader, scheduler = accelerator.prepare(
         model, optimizer, loader, val_loader, scheduler
     )
+    model.config = accelerator.unwrap_model(model).config  # DDP hides it; token_losses reads it
 
     state = TrainerState()
     if args.resume_from_checkpoint and (ckpt := resolve_checkpoint(args.resume_from_checkpoint, output_dir)):
@@ -279,7 +288,7 @@ def main(argv: list[str] | None = None) -> TrainerState:
             break
         model.train()
         loader.set_epoch(epoch)
-        torch.manual_seed(args.seed + epoch)  # dropout replays identically after a resume
+        torch.manual_seed(process_seed(args.seed, accelerator.process_index) + epoch)  # replays after a resume
         start, seen, loss_sum, tok_sum = time.perf_counter(), 0, 0.0, 0
         total = min(len(loader), args.max_steps_per_epoch or len(loader))
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.num_epochs}", total=total, disable=no_bar)
@@ -297,6 +306,7 @@ def main(argv: list[str] | None = None) -> TrainerState:
             seen, loss_sum, tok_sum = seen + len(batch["labels"]), loss_sum + loss.item() * n_tok, tok_sum + n_tok
             bar.set_postfix(loss=f"{loss_sum / max(tok_sum, 1):.3f}")
         seconds = time.perf_counter() - start
+        loss_sum, tok_sum, seen = reduce_sums(accelerator, loss_sum, tok_sum, seen)  # all processes' shards
         val = evaluate(model, val_loader, accelerator, "validation", no_bar)
         metrics = {
             "epoch": epoch + 1,
@@ -305,7 +315,8 @@ def main(argv: list[str] | None = None) -> TrainerState:
             "val_perplexity": val["perplexity"],
             "lr": scheduler.get_last_lr()[0],
             "epoch_seconds": seconds,
-            "train_pairs_per_second": seen * accelerator.num_processes / seconds,
+            "train_pairs": int(seen),
+            "train_pairs_per_second": seen / seconds,
         }
         if state.update(metrics, "val_loss", greater_is_better=False) and accelerator.is_main_process:
             export(accelerator.unwrap_model(model), tokenizer, output_dir, args)
@@ -331,10 +342,10 @@ def main(argv: list[str] | None = None) -> TrainerState:
         (output_dir / "test_results.json").write_text(json.dumps(test, indent=2) + "\n")
         write_reply_card(output_dir, args.hub_model_id)
         accelerator.print(f"test loss {test['loss']:.4f}, perplexity {test['perplexity']:.2f}")
-        if args.push_to_hub:
-            url = push_folder_to_hub(output_dir, args.hub_model_id or output_dir.name, args.hub_token)
-            accelerator.print(f"pushed to {url}")
     accelerator.wait_for_everyone()
+    if args.push_to_hub and accelerator.is_main_process and state.history:
+        # Checked before training; a failure now exits saying the outputs are complete and how to push them.
+        accelerator.print(f"pushed to {push_after_training(output_dir, args.hub_model_id, args.hub_token)}")
     return state
 
 
