@@ -35,7 +35,25 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_emotion_model_dir, tiny_model_dir):
+def cache_dir(tmp_path_factory):
+    """The app's private Gradio cache (as app.py's main sets it up), restored afterwards."""
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    folder = tmp_path_factory.mktemp("server") / "emoreply-gradio"
+    (folder / "stale").mkdir(parents=True)
+    (folder / "stale" / "image.png").write_bytes(b"left by an earlier process")
+    yield app.fresh_cache_dir(folder)
+    if before is None:
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+    else:
+        os.environ["GRADIO_TEMP_DIR"] = before
+
+
+def cached_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_emotion_model_dir, tiny_model_dir, cache_dir):
     """The app on http://127.0.0.1:<free port>/; the tiny T5 also stands in for the base model."""
     models = app.Models(
         EmotionReader.from_pretrained(tiny_emotion_model_dir),
@@ -43,7 +61,9 @@ def server(tiny_emotion_model_dir, tiny_model_dir):
     )
     demo = app.build_demo(models)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_SETTINGS
+    )
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 
