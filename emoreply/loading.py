@@ -130,7 +130,11 @@ def load_image(
             raise
     except UnidentifiedImageError as err:  # its message names a BytesIO object, which helps nobody
         raise ValueError(f"Could not read {name} as an image: not a known image format, or empty") from err
-    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:  # PIL's own guard, from the header, above 179 MP
+        raise ValueError(
+            f"The image is far too large; the limit is {max_pixels / 1e6:.0f} MP. Please resize it first."
+        ) from err
+    except (OSError, SyntaxError) as err:
         raise ValueError(f"Could not read {name} as an image ({type(err).__name__}: {err})") from err
     if isinstance(stream, str):  # a copy detaches the pixels from the file, which closing releases
         with image:

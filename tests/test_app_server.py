@@ -7,6 +7,8 @@ plays a .y4m video made from the astronaut photo; it is skipped (saying why) whe
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import socket
 import time
@@ -61,9 +63,7 @@ def server(tiny_emotion_model_dir, tiny_model_dir, cache_dir):
     )
     demo = app.build_demo(models)
     port = free_port()
-    demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_SETTINGS
-    )
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_SETTINGS)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 
@@ -85,9 +85,36 @@ def test_api_draft_returns_both_drafts_and_the_emotion_used(client):
     assert "Happy" in notice and "chosen by you" in notice
 
 
-def test_api_draft_with_an_empty_message_returns_the_notice(client):
-    base, tuned, draft, notice = client.predict("   ", "sad", "", api_name="/draft")
-    assert (base, tuned, draft) == ("", "", "") and notice.startswith("⚠️") and "empty" in notice
+def test_api_draft_refuses_bad_input_in_words(client, server):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="empty"):
+        client.predict("   ", "sad", "", api_name="/draft")
+    with pytest.raises(AppError, match="Unknown emotion None"):
+        client.predict(MESSAGE, None, "", api_name="/draft")
+    # gradio_client cannot even encode a lone surrogate; a raw HTTP client can (JSON escapes it).
+    event, message = call_raw(server, "draft", ["hi \ud800", "happy", ""])
+    assert event == "error" and "unpaired surrogate" in message
+    event, message = call_raw(server, "sweep", ["hi", "\udfff"])
+    assert event == "error" and "earlier turns" in message
+
+
+def call_raw(server: str, api: str, data: list) -> tuple[str, str]:
+    """POST /call/<api> as any HTTP client would, then its result: (SSE event name, its data)."""
+    import json
+
+    import httpx
+
+    body = json.dumps({"data": data})  # ASCII with \u escapes: how a lone surrogate travels in JSON
+    headers = {"Content-Type": "application/json"}
+    event_id = httpx.post(f"{server}gradio_api/call/{api}", content=body, headers=headers, timeout=30).json()[
+        "event_id"
+    ]
+    with httpx.stream("GET", f"{server}gradio_api/call/{api}/{event_id}", timeout=30) as response:
+        lines = [line for line in response.iter_lines() if line]
+    event = lines[-2].removeprefix("event: ")
+    payload = json.loads(lines[-1].removeprefix("data: "))
+    return event, payload if isinstance(payload, str) else json.dumps(payload)
 
 
 def test_api_sweep_gives_one_row_per_emotion(client):
@@ -97,17 +124,115 @@ def test_api_sweep_gives_one_row_per_emotion(client):
     assert [r[0] for r in rows] == [DISPLAY_NAMES[e] for e in EMOTIONS] and all(r[1] for r in rows)
 
 
-def test_api_read_face_from_an_uploaded_jpeg(client, face_rgb, tmp_path):
+def data_url_image(preview: dict) -> Image.Image:
+    header, _, payload = preview["url"].partition(",")
+    assert header == "data:image/jpeg;base64"
+    return Image.open(io.BytesIO(base64.b64decode(payload)))
+
+
+def test_api_read_face_from_an_uploaded_jpeg_keeps_no_file(client, face_rgb, tmp_path, cache_dir):
     from gradio_client import handle_file
 
+    assert cached_files(cache_dir) == []  # the start-up sweep removed the earlier process's file
     photo = tmp_path / "astronaut.jpg"
     Image.fromarray(face_rgb).save(photo, quality=90)
     preview, label, status = client.predict(handle_file(str(photo)), api_name="/read_face")
-    assert Path(preview).is_file() and Image.open(preview).size == (512, 512)
+    assert data_url_image(preview).size == (512, 512)  # inline: nothing written for it
     confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
     assert set(confidences) == {DISPLAY_NAMES[e] for e in EMOTIONS}
     assert sum(confidences.values()) == pytest.approx(1, abs=1e-3)
     assert label["label"] in confidences and status.startswith("Detected:") and label["label"] in status
+    assert cached_files(cache_dir) == []  # the upload was deleted once read
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims width x height and holds no pixels: refused from its header, or it would decode."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def hostile_files(face_rgb: np.ndarray) -> dict[str, tuple[bytes, str]]:
+    """name -> (file content, words the refusal must contain)."""
+    jpeg = io.BytesIO()
+    Image.fromarray(face_rgb).save(jpeg, "JPEG")
+    return {
+        "text.png": (b"this is not a picture\n", "not a known image format"),
+        "truncated.jpg": (jpeg.getvalue()[:2000], "Could not read"),
+        "empty.png": (b"", "not a known image format, or empty"),
+        "huge.png": (png_header(20_000, 20_000), "the limit is 50 MP"),
+        "wide.png": (png_header(12_000, 7_000), "the limit is 50 MP"),
+    }
+
+
+def test_api_refuses_every_bad_picture_in_words_and_keeps_none(client, face_rgb, tmp_path, cache_dir):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    for name, (content, words) in hostile_files(face_rgb).items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(AppError, match=words):
+            client.predict(handle_file(str(tmp_path / name)), api_name="/read_face")
+    assert cached_files(cache_dir) == []
+
+
+def test_api_reads_a_16_bit_png_without_saturating_it(client, face_rgb, tmp_path):
+    from gradio_client import handle_file
+
+    gray16 = (np.asarray(Image.fromarray(face_rgb).convert("L"), np.uint16) * 257).astype(np.uint16)
+    Image.fromarray(gray16).save(tmp_path / "face16.png")
+    assert Image.open(tmp_path / "face16.png").mode == "I;16"
+    preview, _, status = client.predict(handle_file(str(tmp_path / "face16.png")), api_name="/read_face")
+    assert status.startswith("Detected:")  # Gradio's RGB conversion clipped it to white: "No face found"
+    assert np.asarray(data_url_image(preview)).mean() < 200
+
+
+def test_uploads_above_the_limit_are_refused_before_they_are_stored(server, cache_dir):
+    import httpx
+
+    big = b"\0" * (app.MAX_UPLOAD_MB * 2**20 + 1)
+    response = httpx.post(f"{server}gradio_api/upload", files={"files": ("big.png", big)}, timeout=60)
+    assert response.status_code == 413 and cached_files(cache_dir) == []
+
+
+def test_four_abandoned_live_streams_free_live_within_seconds(server, face_rgb):
+    """Four clients send one Live frame and never read the answer; a fifth is still served within 5 s."""
+    import httpx
+
+    jpeg = io.BytesIO()
+    Image.fromarray(face_rgb).save(jpeg, "JPEG")
+    frame = {
+        "url": "data:image/jpeg;base64," + base64.b64encode(jpeg.getvalue()).decode(),
+        "meta": {"_type": "gradio.FileData"},
+    }
+    config = httpx.get(f"{server}config", timeout=30).json()
+    fn_index = next(d["id"] for d in config["dependencies"] if d["api_name"] == "live")
+
+    def join(session: str) -> None:
+        body = {
+            "data": [frame, None],
+            "fn_index": fn_index,
+            "session_hash": session,
+            "event_data": None,
+            "trigger_id": None,
+        }
+        httpx.post(f"{server}gradio_api/queue/join", json=body, timeout=30).raise_for_status()
+
+    for i in range(4):
+        join(f"abandoned{i}")
+    time.sleep(0.5)
+    start = time.monotonic()
+    join("fifth")
+    with httpx.stream("GET", f"{server}gradio_api/queue/data", params={"session_hash": "fifth"}, timeout=30) as r:
+        for line in r.iter_lines():
+            if '"process_streaming"' in line or '"process_completed"' in line:
+                break
+    assert time.monotonic() - start < 5
 
 
 # ---------------------------------------------------------------- a real browser (headless Chromium)
