@@ -5,7 +5,7 @@
 
 Pure handlers first (unit-tested without a browser), then the layout, then the event wiring.
 Frames and messages are processed in memory and never logged; the one file Gradio writes for an
-upload or snapshot is deleted as soon as it has been read (see PICTURES_NOTE).
+upload or snapshot is deleted seconds later (see PICTURES_NOTE).
 """
 
 from __future__ import annotations
@@ -51,12 +51,15 @@ MAX_UPLOAD_MB = 20  # launch(max_file_size): larger uploads are refused before t
 MAX_PICTURE_PIXELS = 50_000_000  # checked from the header, before any decoding
 WORK_SIDE = 1280  # pictures are read and previewed at most this large (detection itself runs at 320 px)
 LIVE_SECONDS = 4  # a Live stream holds its slot this long, then the page starts a new one through the queue
+# Gradio's delete_cache: every 5 s, uploads older than 10 s go. Not at once: the page fetches the upload
+# back from the server to show it, and a request may wait its turn in the queue.
+UPLOAD_SWEEP = (5, 10)
 CACHE_DIR = Path(tempfile.gettempdir()) / "emoreply-gradio"  # Gradio's uploads, this app's alone
 PICTURES_NOTE = (
-    f"Pictures are read in memory. Gradio writes each upload or snapshot to `{CACHE_DIR}` on the server "
-    "until the app has read it, usually under a second, and the app deletes it then; an upload that "
-    "is never submitted is deleted within 2 minutes, and the folder is emptied at start-up and "
-    "shutdown. Previews are sent back inline and Live frames never touch the disk."
+    f"Pictures are read in memory. Gradio writes each upload or snapshot to `{CACHE_DIR}` on the server, "
+    f"where it is deleted {UPLOAD_SWEEP[1]}-{sum(UPLOAD_SWEEP)} seconds later (the page shows it back to "
+    "you from there); the folder is emptied at start-up and shutdown. Previews are sent back inline "
+    "and Live frames never touch the disk."
 )
 _DECODE_LOCK = threading.Lock()  # one full-size decode at a time: hostile uploads cannot stack them
 HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")  # 16/32-bit grayscale: scaled, not clipped, to 8 bits
@@ -274,20 +277,16 @@ def decode_data_url(url: str, max_bytes: int) -> bytes:
         raise user_error("The image data is not valid base64.") from None
 
 
-def take_upload(path: str, cache_dir: Path, max_bytes: int) -> bytes:
-    """Read an upload from Gradio's cache and delete it (and its folder) at once; gr.Error in words otherwise."""
+def read_upload(path: str, cache_dir: Path, max_bytes: int) -> bytes:
+    """The bytes of an upload in Gradio's cache (deleted on UPLOAD_SWEEP's schedule); gr.Error in words otherwise."""
     file = Path(path).resolve()
-    if not file.is_relative_to(cache_dir.resolve()):  # Gradio refuses these earlier; never delete outside
+    if not file.is_relative_to(cache_dir.resolve()):  # Gradio refuses these earlier; read nothing else
         raise user_error("Upload the picture through this page or its API.")
     try:
         with open(file, "rb") as f:
             data = f.read(max_bytes + 1)
-    except OSError:  # identical uploads share one file: a concurrent request may have taken it
-        raise user_error("The picture was gone before it was read; please send it again.") from None
-    finally:
-        file.unlink(missing_ok=True)
-        if file.parent != cache_dir.resolve():
-            shutil.rmtree(file.parent, ignore_errors=True)
+    except OSError:
+        raise user_error("The picture was deleted before its turn came; please send it again.") from None
     if len(data) > max_bytes:
         raise user_error(f"The picture is larger than {max_bytes // 2**20} MB.")
     return data
@@ -304,7 +303,7 @@ class MemoryImage(gr.Image):
     """gr.Image that hands the handler raw bytes and keeps no picture on disk.
 
     Gradio's own decoding (full size, converted to 8-bit RGB) is skipped: the handler decodes with
-    the header checked first. Uploads are deleted once read; previews go back as data URLs.
+    the header checked first. Previews go back as data URLs, never written.
     """
 
     is_template = True  # drawn by the page's Image component
@@ -317,7 +316,7 @@ class MemoryImage(gr.Image):
             return decode_data_url(payload.url, max_bytes)
         if payload.path is None:
             raise user_error("No picture was sent.")
-        return take_upload(payload.path, Path(self.GRADIO_CACHE), max_bytes)
+        return read_upload(payload.path, Path(self.GRADIO_CACHE), max_bytes)
 
     def postprocess(self, value: np.ndarray | None) -> Base64ImageData | None:
         return None if value is None else Base64ImageData(url=jpeg_data_url(value))
@@ -344,9 +343,8 @@ def failed_status() -> str:
 def build_demo(models: Models) -> Any:
     """The Blocks app bound to loaded models (call fresh_cache_dir first when serving it)."""
     emotion_choices = [(FACE, FACE)] + [(DISPLAY_NAMES[e], e) for e in EMOTIONS]
-    # The handlers delete each upload once read; delete_cache catches uploads that are never submitted
-    # (every minute, those older than a minute) and empties Gradio's record of files at shutdown.
-    with gr.Blocks(title="emoreply", delete_cache=(60, 60)) as demo:
+    # delete_cache also deletes every upload Gradio recorded at shutdown; fresh_cache_dir does the rest.
+    with gr.Blocks(title="emoreply", delete_cache=UPLOAD_SWEEP) as demo:
         detected = gr.State(None)
         smoothed = gr.State(None)
         gr.Markdown(

@@ -305,7 +305,7 @@ class MemoryImage(gr.Image):
     """gr.Image that hands the handler raw bytes and keeps no picture on disk.
 
     Gradio's own decoding (full size, converted to 8-bit RGB) is skipped: the handler decodes with
-    the header checked first. Uploads are deleted once read; previews go back as data URLs.
+    the header checked first. Previews go back as data URLs, never written.
     """
 
     is_template = True  # drawn by the page's Image component
@@ -318,7 +318,7 @@ class MemoryImage(gr.Image):
             return decode_data_url(payload.url, max_bytes)
         if payload.path is None:
             raise user_error("No picture was sent.")
-        return take_upload(payload.path, Path(self.GRADIO_CACHE), max_bytes)
+        return read_upload(payload.path, Path(self.GRADIO_CACHE), max_bytes)
 
     def postprocess(self, value: np.ndarray | None) -> Base64ImageData | None:
         return None if value is None else Base64ImageData(url=jpeg_data_url(value))

@@ -8,8 +8,10 @@ plays a .y4m video made from the astronaut photo; it is skipped (saying why) whe
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -52,6 +54,14 @@ def cache_dir(tmp_path_factory):
 
 def cached_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()]
+
+
+def wait_until_empty(folder: Path) -> list[Path]:
+    """The files still in ``folder`` once Gradio's scheduled sweep has had its time (app.UPLOAD_SWEEP)."""
+    deadline = time.monotonic() + sum(app.UPLOAD_SWEEP) + 5
+    while cached_files(folder) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return cached_files(folder)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +140,7 @@ def data_url_image(preview: dict) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(payload)))
 
 
-def test_api_read_face_from_an_uploaded_jpeg_keeps_no_file(client, face_rgb, tmp_path, cache_dir):
+def test_api_read_face_from_an_uploaded_jpeg(client, face_rgb, tmp_path, cache_dir):
     from gradio_client import handle_file
 
     assert cached_files(cache_dir) == []  # the start-up sweep removed the earlier process's file
@@ -142,7 +152,6 @@ def test_api_read_face_from_an_uploaded_jpeg_keeps_no_file(client, face_rgb, tmp
     assert set(confidences) == {DISPLAY_NAMES[e] for e in EMOTIONS}
     assert sum(confidences.values()) == pytest.approx(1, abs=1e-3)
     assert label["label"] in confidences and status.startswith("Detected:") and label["label"] in status
-    assert cached_files(cache_dir) == []  # the upload was deleted once read
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -163,10 +172,10 @@ def hostile_files(face_rgb: np.ndarray) -> dict[str, tuple[bytes, str]]:
     Image.fromarray(face_rgb).save(jpeg, "JPEG")
     return {
         "text.png": (b"this is not a picture\n", "not a known image format"),
-        "truncated.jpg": (jpeg.getvalue()[:2000], "Could not read"),
+        "truncated.jpg": (jpeg.getvalue()[:2000], "truncated"),
         "empty.png": (b"", "not a known image format, or empty"),
-        "huge.png": (png_header(20_000, 20_000), "the limit is 50 MP"),
-        "wide.png": (png_header(12_000, 7_000), "the limit is 50 MP"),
+        "huge.png": (png_header(20_000, 20_000), "far too large; the limit is 50 MP"),
+        "wide.png": (png_header(12_000, 7_000), r"12000x7000 \(84 MP\); the limit is 50 MP"),
     }
 
 
@@ -178,7 +187,7 @@ def test_api_refuses_every_bad_picture_in_words_and_keeps_none(client, face_rgb,
         (tmp_path / name).write_bytes(content)
         with pytest.raises(AppError, match=words):
             client.predict(handle_file(str(tmp_path / name)), api_name="/read_face")
-    assert cached_files(cache_dir) == []
+    assert wait_until_empty(cache_dir) == []  # these and the earlier uploads
 
 
 def test_api_reads_a_16_bit_png_without_saturating_it(client, face_rgb, tmp_path):
@@ -197,7 +206,7 @@ def test_uploads_above_the_limit_are_refused_before_they_are_stored(server, cach
 
     big = b"\0" * (app.MAX_UPLOAD_MB * 2**20 + 1)
     response = httpx.post(f"{server}gradio_api/upload", files={"files": ("big.png", big)}, timeout=60)
-    assert response.status_code == 413 and cached_files(cache_dir) == []
+    assert response.status_code == 413 and not any(p.name == "big.png" for p in cached_files(cache_dir))
 
 
 def test_four_abandoned_live_streams_free_live_within_seconds(server, face_rgb):
@@ -235,6 +244,24 @@ def test_four_abandoned_live_streams_free_live_within_seconds(server, face_rgb):
     assert time.monotonic() - start < 5
 
 
+def test_an_upload_never_submitted_is_gone_after_shutdown(server, cache_dir, tiny_emotion_model_dir, tiny_model_dir):
+    import httpx
+
+    models = app.Models(
+        EmotionReader.from_pretrained(tiny_emotion_model_dir), ReplyDrafter.from_pretrained(tiny_model_dir)
+    )
+    demo = app.build_demo(models)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_SETTINGS)
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/gradio_api/upload", files={"files": ("x.png", b"orphan")}, timeout=30
+    )
+    orphan = Path(response.json()[0])
+    assert orphan.is_file() and orphan.is_relative_to(cache_dir)
+    demo.close()
+    assert not orphan.exists()
+
+
 # ---------------------------------------------------------------- a real browser (headless Chromium)
 
 
@@ -256,48 +283,97 @@ def test_y4m_has_the_right_size(tmp_path, face_rgb):
     assert header.startswith(b"YUV4MPEG2 W640 H480") and len(body) == 3 * (6 + 640 * 480 * 3 // 2)
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
-def test_browser_snapshot_then_draft(server, face_rgb, tmp_path):
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
+)
+
+
+@contextlib.contextmanager
+def browser_page(server: str, face_rgb: np.ndarray, folder: Path, screenshot: str):
+    """The app open in headless Chromium whose fake webcam plays the face; a screenshot at the end, even on failure."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
-    video = write_y4m(tmp_path / "face.y4m", face_rgb)
+    video = write_y4m(folder / "face.y4m", face_rgb)
     args = [
         "--no-sandbox", "--headless", "--disable-gpu",
         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-video-capture={video}",
         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
     ]  # fmt: skip
-    start = time.monotonic()
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.set_default_timeout(20_000)
         try:
             page.goto(server)
-            # Gradio 6's webcam: "Click to Access Webcam" opens the stream, then the "capture photo" button.
-            access = page.get_by_role("button", name="Click to Access Webcam").first
-            access.wait_for()
-            access.click()
-            # Capture only once the fake camera is playing, or the snapshot is empty.
-            page.wait_for_function("[...document.querySelectorAll('video')].some(v => v.readyState >= 2)")
-            page.locator('button[aria-label="capture photo"]').first.click()
-            page.get_by_text("Detected:").wait_for()
-            page.get_by_label("Message you received").fill(MESSAGE)
-            page.get_by_role("button", name="Draft reply").click()
-            base, tuned = page.get_by_label("Base T5"), page.get_by_label("Fine-tuned T5 (emoreply)")
-            page.wait_for_function(
-                "els => els.every(e => e.value.trim().length > 0)", arg=[base.element_handle(), tuned.element_handle()]
-            )
-            page.get_by_text("read from your face").wait_for()
-            status = page.get_by_text("Detected:").inner_text()
-            label = page.locator("div.block").filter(has_text="Emotion probabilities").last.inner_text()
-            draft = page.locator("label").filter(has_text="Your draft").locator("textarea")
-            values = base.input_value(), tuned.input_value(), draft.input_value()
+            yield page
         finally:
             artifacts = ROOT / "artifacts"
             artifacts.mkdir(exist_ok=True)
-            page.screenshot(path=str(artifacts / "app_browser.png"), full_page=True)  # also when it fails
+            with contextlib.suppress(sync_api.Error):  # a screenshot must not hide the test's own failure
+                page.screenshot(path=str(artifacts / screenshot), full_page=True, timeout=5_000)
             browser.close()
+
+
+def start_webcam(page, live: bool) -> None:
+    """Gradio 6's webcam: "Click to Access Webcam" opens the stream; wait until the fake camera plays."""
+    buttons = page.get_by_role("button", name="Click to Access Webcam")
+    access = buttons.last if live else buttons.first
+    access.wait_for()
+    access.click()
+    page.wait_for_function("[...document.querySelectorAll('video')].some(v => v.readyState >= 2)")
+
+
+@needs_chromium
+def test_browser_snapshot_then_draft(server, face_rgb, tmp_path, cache_dir):
+    start = time.monotonic()
+    with browser_page(server, face_rgb, tmp_path, "app_browser.png") as page:
+        start_webcam(page, live=False)
+        # Capture only once the fake camera is playing, or the snapshot is empty.
+        page.locator('button[aria-label="capture photo"]').first.click()
+        page.get_by_text("Detected:").wait_for()
+        preview_src = page.locator("div.block").filter(has_text="Face used").locator("img").first.get_attribute("src")
+        page.get_by_label("Message you received").fill(MESSAGE)
+        page.get_by_role("button", name="Draft reply").click()
+        base, tuned = page.get_by_label("Base T5"), page.get_by_label("Fine-tuned T5 (emoreply)")
+        page.wait_for_function(
+            "els => els.every(e => e.value.trim().length > 0)", arg=[base.element_handle(), tuned.element_handle()]
+        )
+        page.get_by_text("read from your face").wait_for()
+        status = page.get_by_text("Detected:").inner_text()
+        label = page.locator("div.block").filter(has_text="Emotion probabilities").last.inner_text()
+        draft = page.locator("label").filter(has_text="Your draft").locator("textarea")
+        values = base.input_value(), tuned.input_value(), draft.input_value()
     assert "%" in status and any(DISPLAY_NAMES[e] in status for e in EMOTIONS)
     assert all(DISPLAY_NAMES[e] in label for e in EMOTIONS) and label.count("%") == 7, label
     assert all(v.strip() for v in values) and values[1] == values[2]
+    assert preview_src.startswith("data:image/jpeg;base64,")
     assert time.monotonic() - start < 60
+
+
+@needs_chromium
+def test_browser_bad_pictures_get_words_and_live_keeps_going(server, face_rgb, tmp_path, cache_dir):
+    """Each hostile upload: its reason in a toast and the status line pointing to it; then Live past its time limit."""
+    files = hostile_files(face_rgb)
+    for name, (content, _) in files.items():
+        (tmp_path / name).write_bytes(content)
+    with browser_page(server, face_rgb, tmp_path, "app_browser_errors.png") as page:
+        toasts = []
+        for name, (_, words) in files.items():
+            page.locator("input[type=file]").first.set_input_files(str(tmp_path / name))
+            toast = page.get_by_text(re.compile(words)).first  # each refusal's words are its own
+            toast.wait_for()
+            toasts.append(toast.inner_text())
+            page.get_by_text(app.FAILED.removeprefix(app.WARNING).strip()).wait_for()
+
+        joins = []
+        page.on("request", lambda r: joins.append(r.url) if "queue/join" in r.url else None)
+        page.get_by_role("tab", name="Live").click()
+        start_webcam(page, live=True)
+        page.locator('button:visible[aria-label="capture photo"]').first.click()  # "Record"
+        page.get_by_text("Live:").wait_for()
+        time.sleep(2 * app.LIVE_SECONDS + 1)  # each stream ends after LIVE_SECONDS; the page opens the next
+        live_status = page.get_by_text("Live:").first.inner_text()
+    assert wait_until_empty(cache_dir) == []  # the snapshot (earlier test) and these uploads
+    assert len(toasts) == len(files) and all(t.strip() for t in toasts)
+    assert len(joins) >= 3, joins
+    assert any(DISPLAY_NAMES[e] in live_status for e in EMOTIONS)
