@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import cv2
 import gradio as gr
 import numpy as np
 from gradio.data_classes import Base64ImageData, ImageData
@@ -116,8 +117,6 @@ def open_picture(picture: Any) -> Image.Image | np.ndarray:
 
 def draw_box(picture: Image.Image | np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
     """An RGB copy of the picture with the face box drawn (the preview; the picture itself is never stored)."""
-    import cv2
-
     frame = np.asarray(picture.convert("RGB")) if isinstance(picture, Image.Image) else picture
     preview = np.ascontiguousarray(frame[..., :3] if frame.ndim == 3 else np.stack([frame] * 3, -1)).copy()
     if preview.dtype != np.uint8:
