@@ -9,22 +9,36 @@ scratch). The "base" column is the same pretrained model without the fine-tuning
 the same weights with the adapter off, so it costs no memory); for a T5 it is ``--base-model``.
 
 Pure handlers first (unit-tested without a browser), then the layout, then the event wiring.
-Frames and messages are processed in memory: never logged, never written by this app.
+Frames and messages are processed in memory and never logged; the one file Gradio writes for an
+upload or snapshot is deleted seconds later (see PICTURES_NOTE).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import io
 import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
+import cv2
+import gradio as gr
 import numpy as np
+from gradio.data_classes import Base64ImageData, ImageData
+from PIL import Image, ImageOps
 
 from emoreply import DISPLAY_NAMES, EMOTIONS
-from emoreply.loading import ModelLoadError
-from emoreply.reader import EmotionReader
+from emoreply.emotion_cnn.image_processing_emotion_cnn import to_gray_uint8
+from emoreply.loading import ModelLoadError, load_image
+from emoreply.reader import EmotionReader, EmotionReading
 from emoreply.reply import DEFAULT_BASE_MODEL_ID, DEFAULT_REPLY_MODEL, PRECISIONS, REPLY_MODELS, ReplyDrafter, compare
 
 EXAMPLE_MESSAGES = [
@@ -38,6 +52,23 @@ EXAMPLE_MESSAGES = [
 FACE = "Use my face"
 LIVE_SMOOTHING = 0.3  # weight of the newest frame: ~3 frames of memory, no flicker, still responsive
 NO_FACE_FALLBACK = "neutral"
+WARNING = "⚠️"  # how a handler's status line starts when the user's input could not be used
+MAX_UPLOAD_MB = 20  # launch(max_file_size): larger uploads are refused before they are written
+MAX_PICTURE_PIXELS = 50_000_000  # checked from the header, before any decoding
+WORK_SIDE = 1280  # pictures are read and previewed at most this large (detection itself runs at 320 px)
+LIVE_SECONDS = 4  # a Live stream holds its slot this long, then the page starts a new one through the queue
+# Gradio's delete_cache: every 5 s, uploads older than 10 s go. Not at once: the page fetches the upload
+# back from the server to show it, and a request may wait its turn in the queue.
+UPLOAD_SWEEP = (5, 10)
+CACHE_DIR = Path(tempfile.gettempdir()) / "emoreply-gradio"  # Gradio's uploads, this app's alone
+PICTURES_NOTE = (
+    f"Pictures are read in memory. Gradio writes each upload or snapshot to `{CACHE_DIR}` on the server, "
+    f"where it is deleted {UPLOAD_SWEEP[1]}-{sum(UPLOAD_SWEEP)} seconds later (the page shows it back to "
+    "you from there); the folder is emptied at start-up and shutdown. Previews are sent back inline "
+    "and Live frames never touch the disk."
+)
+_DECODE_LOCK = threading.Lock()  # one full-size decode at a time: hostile uploads cannot stack them
+HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")  # 16/32-bit grayscale: scaled, not clipped, to 8 bits
 
 
 @dataclass
@@ -82,10 +113,27 @@ def label_value(probabilities: dict[str, float]) -> dict[str, float]:
     return {DISPLAY_NAMES[e]: p for e, p in probabilities.items()}
 
 
-def draw_box(frame: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
-    """A copy of the frame with the face box drawn (the preview; the frame itself is never stored)."""
-    import cv2
+def open_picture(picture: Any) -> Image.Image | np.ndarray:
+    """Upload bytes (or an image or array) -> a picture at most WORK_SIDE wide and high, in a mode the
+    reader takes; ValueError in words for anything unreadable or too large.
 
+    The size is checked from the header first; JPEGs decode at a reduced scale, other formats one at
+    a time and are shrunk at once, so a burst of large uploads costs one full-size decode at most.
+    """
+    if not isinstance(picture, (bytes, bytearray)):
+        return load_image(picture, MAX_PICTURE_PIXELS)  # arrays and PIL images: the reader checks their size
+    with _DECODE_LOCK:
+        image = load_image(picture, MAX_PICTURE_PIXELS, draft_size=(WORK_SIDE, WORK_SIDE))
+        ImageOps.exif_transpose(image, in_place=True)  # phone photos stored sideways
+        if image.mode in HIGH_DEPTH_MODES:
+            image = Image.fromarray(to_gray_uint8(image))
+        image.thumbnail((WORK_SIDE, WORK_SIDE))
+    return image
+
+
+def draw_box(picture: Image.Image | np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
+    """An RGB copy of the picture with the face box drawn (the preview; the picture itself is never stored)."""
+    frame = np.asarray(picture.convert("RGB")) if isinstance(picture, Image.Image) else picture
     preview = np.ascontiguousarray(frame[..., :3] if frame.ndim == 3 else np.stack([frame] * 3, -1)).copy()
     if preview.dtype != np.uint8:
         preview = np.clip(preview, 0, 255).astype(np.uint8)
@@ -95,20 +143,27 @@ def draw_box(frame: np.ndarray, box: tuple[int, int, int, int] | None) -> np.nda
     return preview
 
 
-def read_face(models: Models, frame: np.ndarray | None) -> tuple[np.ndarray | None, dict[str, float], str, str | None]:
-    """Snapshot/upload -> (preview with the face box, probabilities, status line, detected emotion)."""
+def read_picture(models: Models, picture: Any) -> tuple[Image.Image | np.ndarray, EmotionReading]:
+    """(the picture as read, the reading); ValueError in words for unusable input."""
+    image = open_picture(picture)
+    return image, models.reader.read(image)
+
+
+def read_face(models: Models, frame: Any) -> tuple[np.ndarray | None, dict[str, float], str, str | None]:
+    """Snapshot/upload (bytes, image or array) -> (preview with the face box, probabilities, status line,
+    detected emotion)."""
     if frame is None:
         return None, {}, "No picture yet: take a snapshot, upload a photo, or pick an emotion below.", None
     try:
-        reading = models.reader.read(frame)
+        image, reading = read_picture(models, frame)
     except ValueError as err:
-        return None, {}, f"⚠️ {err}", None
+        return None, {}, f"{WARNING} {err}", None
     if not reading.face_found:
-        return draw_box(frame, None), {}, "No face found: try more light or face the camera, or pick an emotion.", None
+        return draw_box(image, None), {}, "No face found: try more light or face the camera, or pick an emotion.", None
     status = f"Detected: **{DISPLAY_NAMES[reading.emotion]}** ({reading.probabilities[reading.emotion]:.0%})"
     if reading.num_faces > 1:
         status += f" — {reading.num_faces} faces found; using the largest (boxed)."
-    return draw_box(frame, reading.box), label_value(reading.probabilities), status, reading.emotion
+    return draw_box(image, reading.box), label_value(reading.probabilities), status, reading.emotion
 
 
 def emotion_in_use(choice: str, detected: str | None) -> tuple[str, str]:
@@ -153,7 +208,7 @@ def sweep_replies(models: Models, message: str, history: str | None) -> tuple[li
 
 
 def live_step(
-    models: Models, frame: np.ndarray | None, smoothed: dict[str, float] | None
+    models: Models, frame: Any, smoothed: dict[str, float] | None
 ) -> tuple[dict[str, float], str, dict[str, float] | None, str | None]:
     """One streamed frame -> (smoothed label, status, new smoothing state, detected emotion).
 
@@ -163,9 +218,9 @@ def live_step(
     if frame is None:
         return label_value(smoothed or {}), "Waiting for the camera…", smoothed, None
     try:
-        reading = models.reader.read(frame)
+        _, reading = read_picture(models, frame)
     except ValueError as err:
-        return label_value(smoothed or {}), f"⚠️ {err}", smoothed, None
+        return label_value(smoothed or {}), f"{WARNING} {err}", smoothed, None
     if not reading.face_found:
         detected = max(smoothed, key=smoothed.get) if smoothed else None
         return label_value(smoothed or {}), "No face in view.", smoothed, detected
@@ -178,23 +233,142 @@ def live_step(
     return label_value(new), f"Live: **{DISPLAY_NAMES[detected]}**", new, detected
 
 
+def user_error(message: str) -> gr.Error:
+    """An error for the person (or API client) who sent the input: its words go to them, no traceback to the log."""
+    return gr.Error(message, print_exception=False)
+
+
+def check_request(message: Any, history: Any, choice: Any = FACE) -> None:
+    """ValueError in words for inputs the page cannot send but an API client can."""
+    if choice != FACE and choice not in EMOTIONS:
+        raise ValueError(f"Unknown emotion {choice!r}: use {FACE!r} or one of {', '.join(EMOTIONS)}.")
+    for what, text in (("message", message), ("earlier turns", history)):
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"The {what} must be text, not {type(text).__name__}.")
+        try:
+            (text or "").encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"The {what} holds a broken character (unpaired surrogate); please retype it.") from None
+
+
+def check_draft_request(message: Any, choice: Any, detected: Any, history: Any) -> None:
+    """check_request in /draft's input order (the detected emotion is server-side state)."""
+    check_request(message, history, choice)
+
+
+def as_event(handler: Callable[..., tuple], status_at: int, check: Callable[..., None] | None = None) -> Callable:
+    """``handler`` for Gradio: a refused input or a warning status raises gr.Error with the words, so an
+    API client gets them as the error message (the page also shows them, see FAILED)."""
+
+    def event(*inputs: Any) -> tuple:
+        try:
+            if check is not None:
+                check(*inputs)
+        except ValueError as err:
+            raise user_error(str(err)) from None
+        outputs = handler(*inputs)
+        status = outputs[status_at]
+        if isinstance(status, str) and status.startswith(WARNING):
+            raise user_error(status.removeprefix(WARNING).strip())
+        return outputs
+
+    return event
+
+
+FAILED = f"{WARNING} That did not work; the reason is in the message at the top right."
+
+
+def failed_read() -> tuple[None, dict[str, float], str, None]:
+    """What the page shows after a refused picture: no preview, no reading, no stale emotion."""
+    return None, {}, FAILED, None
+
+
+def decode_data_url(url: str, max_bytes: int) -> bytes:
+    """A ``data:image/...;base64,`` URL (Live frames, API clients) -> its bytes; gr.Error in words otherwise."""
+    header, _, payload = url.partition(",")
+    if not header.endswith(";base64") or len(payload) > max_bytes * 4 // 3 + 4:
+        raise user_error(f"Send a base64 image of at most {max_bytes // 2**20} MB.")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise user_error("The image data is not valid base64.") from None
+
+
+def read_upload(path: str, cache_dir: Path, max_bytes: int) -> bytes:
+    """The bytes of an upload in Gradio's cache (deleted on UPLOAD_SWEEP's schedule); gr.Error in words otherwise."""
+    file = Path(path).resolve()
+    if not file.is_relative_to(cache_dir.resolve()):  # Gradio refuses these earlier; read nothing else
+        raise user_error("Upload the picture through this page or its API.")
+    try:
+        with open(file, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError:
+        raise user_error("The picture was deleted before its turn came; please send it again.") from None
+    if len(data) > max_bytes:
+        raise user_error(f"The picture is larger than {max_bytes // 2**20} MB.")
+    return data
+
+
+def jpeg_data_url(frame: np.ndarray) -> str:
+    """The preview as an inline JPEG: nothing written, nothing for another request to overwrite."""
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, "JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class MemoryImage(gr.Image):
+    """gr.Image that hands the handler raw bytes and keeps no picture on disk.
+
+    Gradio's own decoding (full size, converted to 8-bit RGB) is skipped: the handler decodes with
+    the header checked first. Previews go back as data URLs, never written.
+    """
+
+    is_template = True  # drawn by the page's Image component
+
+    def preprocess(self, payload: ImageData | None) -> bytes | None:
+        if payload is None:
+            return None
+        max_bytes = MAX_UPLOAD_MB * 2**20
+        if payload.url and payload.url.startswith("data:"):
+            return decode_data_url(payload.url, max_bytes)
+        if payload.path is None:
+            raise user_error("No picture was sent.")
+        return read_upload(payload.path, Path(self.GRADIO_CACHE), max_bytes)
+
+    def postprocess(self, value: np.ndarray | None) -> Base64ImageData | None:
+        return None if value is None else Base64ImageData(url=jpeg_data_url(value))
+
+
+def fresh_cache_dir(folder: Path = CACHE_DIR) -> Path:
+    """Empty ``folder`` (what a previous process left) and point Gradio's uploads at it.
+
+    Call before build_demo and launch: Gradio reads GRADIO_TEMP_DIR when they run.
+    """
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700, parents=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    return folder
+
+
 # ---------------------------------------------------------------- layout and wiring
 
 
-def build_demo(models: Models) -> Any:
-    """The Blocks app bound to loaded models."""
-    import gradio as gr
+def failed_status() -> str:
+    return FAILED
 
+
+def build_demo(models: Models) -> Any:
+    """The Blocks app bound to loaded models (call fresh_cache_dir first when serving it)."""
     emotion_choices = [(FACE, FACE)] + [(DISPLAY_NAMES[e], e) for e in EMOTIONS]
-    # Gradio keeps uploads in its cache; delete_cache clears files older than 10 minutes every 10 minutes.
-    with gr.Blocks(title="emoreply", delete_cache=(600, 600)) as demo:
+    # delete_cache also deletes every upload Gradio recorded at shutdown; fresh_cache_dir does the rest.
+    with gr.Blocks(title="emoreply", delete_cache=UPLOAD_SWEEP) as demo:
         detected = gr.State(None)
         smoothed = gr.State(None)
         gr.Markdown(
             "# emoreply — your reaction says it all\n"
             "Paste a message you received, show the camera how it makes you feel, and get a reply drafted "
-            "in that emotion. Drafts are suggestions: edit before you send. Pictures are read in memory "
-            "and never stored; if the browser blocks the camera, upload a photo or pick an emotion."
+            "in that emotion. Drafts are suggestions: edit before you send. If the browser blocks the "
+            "camera, upload a photo or pick an emotion.\n\n" + PICTURES_NOTE
         )
         with gr.Row():
             with gr.Column():
@@ -205,10 +379,10 @@ def build_demo(models: Models) -> Any:
                 history = gr.Textbox(label="Earlier turns (optional, one per line, oldest first)", lines=2)
             with gr.Column():
                 with gr.Tab("Snapshot"):
-                    camera = gr.Image(label="Webcam or photo", sources=["webcam", "upload"], type="numpy")
-                    preview = gr.Image(label="Face used", interactive=False, height=240)
+                    camera = MemoryImage(label="Webcam or photo", sources=["webcam", "upload"])
+                    preview = MemoryImage(label="Face used", interactive=False, height=240)
                 with gr.Tab("Live"):
-                    live_camera = gr.Image(label="Live webcam", sources=["webcam"], type="numpy", streaming=True)
+                    live_camera = MemoryImage(label="Live webcam", sources=["webcam"], streaming=True)
                 status = gr.Markdown("No picture yet.")
                 probabilities = gr.Label(label="Emotion probabilities", num_top_classes=len(EMOTIONS))
         choice = gr.Radio(emotion_choices, value=FACE, label="Emotion for the reply")
@@ -223,39 +397,44 @@ def build_demo(models: Models) -> Any:
             sweep_notice = gr.Markdown()
             sweep_table = gr.Dataframe(headers=["emotion", "reply"], interactive=False, wrap=True)
 
+        # Each event raises gr.Error with the words for input it cannot use (as_event); its .failure()
+        # then puts a pointer to them in the page's status line.
+        read_outputs = [preview, probabilities, status, detected]
         camera.change(
-            partial(read_face, models),
+            as_event(partial(read_face, models), 2),
             camera,
-            [preview, probabilities, status, detected],
+            read_outputs,
             concurrency_limit=4,
             trigger_mode="always_last",
             api_name="read_face",
-        )
+        ).failure(failed_read, None, read_outputs, queue=False, api_visibility="private")
+        # A stream holds a slot for LIVE_SECONDS, even after its client has gone; the page then opens a
+        # new one through the queue, so four abandoned streams block Live for seconds, not minutes.
         live_camera.stream(
-            partial(live_step, models),
+            as_event(partial(live_step, models), 1),
             [live_camera, smoothed],
             [probabilities, status, smoothed, detected],
             stream_every=0.1,
             concurrency_limit=4,
-            time_limit=600,
+            time_limit=LIVE_SECONDS,
             api_name="live",
-        )
+        ).failure(failed_status, None, status, queue=False, api_visibility="private")
         draft_button.click(
-            partial(draft_replies, models),
+            as_event(partial(draft_replies, models), 3, check_draft_request),
             [message, choice, detected, history],
             [base_out, tuned_out, draft, notice],
             concurrency_limit=4,
             trigger_mode="once",
             api_name="draft",
-        )
+        ).failure(failed_status, None, notice, queue=False, api_visibility="private")
         sweep_button.click(
-            partial(sweep_replies, models),
+            as_event(partial(sweep_replies, models), 1, check_request),
             [message, history],
             [sweep_table, sweep_notice],
             concurrency_limit=2,
             trigger_mode="once",
             api_name="sweep",
-        )
+        ).failure(failed_status, None, sweep_notice, queue=False, api_visibility="private")
     # Bounded queue: requests beyond it are refused with a message instead of piling up in memory.
     return demo.queue(max_size=64, default_concurrency_limit=4)
 
@@ -287,8 +466,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# Uploads above the limit are refused while they stream in, before Gradio writes them out.
+LAUNCH_SETTINGS = {"max_file_size": f"{MAX_UPLOAD_MB}mb", "show_error": False}
+
 if __name__ == "__main__":
     args = parse_args()
+    fresh_cache_dir()
     build_demo(load_models(args.emotion_model, args.reply_model, args.base_model, args.precision)).launch(
-        server_name=args.host, server_port=args.port, show_error=False
+        server_name=args.host, server_port=args.port, **LAUNCH_SETTINGS
     )

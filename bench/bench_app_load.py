@@ -80,20 +80,19 @@ def start_app(emotion_model: str | None, reply_model: str | None, base_model: st
 
     times = {}
     start = time.perf_counter()
-    import gradio  # noqa: F401  (build_demo imports it lazily: count it here)
-
-    import app
+    import app  # imports gradio
 
     times["import app + gradio"] = time.perf_counter() - start
     mark = time.perf_counter()
     models = app.load_models(emotion_model, reply_model, base_model)
     times["load_models"] = time.perf_counter() - mark
     mark = time.perf_counter()
+    app.fresh_cache_dir()  # as app.py's main: a private Gradio cache, emptied
     demo = app.build_demo(models)
     times["build_demo"] = time.perf_counter() - mark
     mark = time.perf_counter()
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_SETTINGS)
     url = f"http://127.0.0.1:{port}/"
     while True:
         try:

@@ -72,11 +72,31 @@ def load_pretrained(load: Callable[[str], T], source: str | Path, what: str, req
         raise ModelLoadError(f"Could not load the {what} from {where}: {type(err).__name__}: {err}") from err
 
 
-def load_image(source: Any, max_pixels: int = 50_000_000) -> Image.Image | np.ndarray:
+def check_finite(model: Any, what: str, weights: str) -> None:
+    """Refuse a model whose weights hold NaN or infinity, naming the file.
+
+    Bytes scrambled inside a safetensors file with an intact header load without complaint and then
+    give NaN probabilities; this catches them at start-up instead.
+    """
+    import torch
+
+    bad = [n for n, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise ModelLoadError(
+            f"The {what} in {weights} is corrupt: {len(bad)} weight tensors hold NaN or infinite values "
+            f"(first: {bad[0]}). Restore or re-download the file."
+        )
+
+
+def load_image(
+    source: Any, max_pixels: int = 50_000_000, draft_size: tuple[int, int] | None = None
+) -> Image.Image | np.ndarray:
     """A path, bytes, PIL image or array -> an image the processor takes; clear errors otherwise.
 
     File sizes are checked from the header before decoding, so a 10,000 x 10,000 upload is refused
     without allocating it (and PIL's decompression-bomb guard cannot crash the caller).
+    ``draft_size``: JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least this
+    large, so a 48 MP photo costs a few MB instead of 150; other formats decode at full size.
     """
     if isinstance(source, (Image.Image, np.ndarray)):
         return source
@@ -95,14 +115,28 @@ def load_image(source: Any, max_pixels: int = 50_000_000) -> Image.Image | np.nd
         with warnings.catch_warnings():  # PIL warns above 89 MP; our own, lower limit follows at once
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(stream)
-        with image:
+        try:
             w, h = image.size
             if w * h > max_pixels:
                 raise ValueError(
                     f"The image is {w}x{h} ({w * h / 1e6:.0f} MP); the limit is {max_pixels / 1e6:.0f} MP. "
                     "Please resize it first."
                 )
+            if draft_size is not None:
+                image.draft(None, draft_size)  # a no-op for formats without reduced decoding
             image.load()
-            return image.copy() if image.mode != "CMYK" else image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
+        except BaseException:
+            image.close()
+            raise
+    except UnidentifiedImageError as err:  # its message names a BytesIO object, which helps nobody
+        raise ValueError(f"Could not read {name} as an image: not a known image format, or empty") from err
+    except Image.DecompressionBombError as err:  # PIL's own guard, from the header, above 179 MP
+        raise ValueError(
+            f"The image is far too large; the limit is {max_pixels / 1e6:.0f} MP. Please resize it first."
+        ) from err
+    except (OSError, SyntaxError) as err:
         raise ValueError(f"Could not read {name} as an image ({type(err).__name__}: {err})") from err
+    if isinstance(stream, str):  # a copy detaches the pixels from the file, which closing releases
+        with image:
+            return image.convert("RGB") if image.mode == "CMYK" else image.copy()
+    return image.convert("RGB") if image.mode == "CMYK" else image  # in memory: no copy, half the peak

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from .emotion_cnn import EMOTIONS, EmotionCNNForImageClassification, EmotionCNNImageProcessor
-from .loading import PRETRAINED_DIR, load_image, load_pretrained
+from .loading import PRETRAINED_DIR, check_finite, load_image, load_pretrained
 
 DEFAULT_EMOTION_MODEL = PRETRAINED_DIR / "emotion-cnn"  # bundled, trained on FER-2013 by this project
 EMOTION_MODEL_HUB_ID = "emoreply/emotion-cnn-fer2013"
@@ -53,6 +53,7 @@ class EmotionReader:
         model = load_pretrained(
             lambda s: EmotionCNNForImageClassification.from_pretrained(s, **kwargs), source, "emotion model", required
         )
+        check_finite(model, "emotion model", f"{source}/model.safetensors")
         processor = load_pretrained(EmotionCNNImageProcessor.from_pretrained, source, "emotion model", required)
         return cls(model, processor)
 

@@ -142,3 +142,46 @@ def test_build_demo_wires_the_api(models):
     demo = app.build_demo(models)
     names = {d.api_name for d in demo.fns.values()}
     assert {"read_face", "draft", "sweep", "live"} <= names
+
+
+def test_uploads_are_read_bounded_and_16_bit_pictures_scaled_not_clipped(models, face_rgb):
+    import io
+
+    from PIL import Image
+
+    big = io.BytesIO()
+    Image.fromarray(face_rgb).resize((4096, 4096)).save(big, "JPEG")
+    picture = app.open_picture(big.getvalue())
+    assert max(picture.size) <= app.WORK_SIDE  # decoded at 1/2 scale (DCT), then shrunk
+    gray16 = io.BytesIO()
+    Image.fromarray(np.asarray(Image.fromarray(face_rgb).convert("L"), np.uint16) * 257).save(gray16, "PNG")
+    picture = app.open_picture(gray16.getvalue())
+    assert picture.mode == "L" and 60 < np.asarray(picture).mean() < 200  # not saturated to white
+    preview, _, status, detected = app.read_face(models, gray16.getvalue())
+    assert detected in EMOTIONS and preview.shape == (512, 512, 3)
+    *_, status, _ = app.read_face(models, b"not a picture")
+    assert status.startswith(app.WARNING) and "not a known image format" in status
+
+
+def test_inputs_only_an_api_client_can_send_are_refused_in_words():
+    for message, history, choice, words in [
+        ("hi", None, None, "Unknown emotion None"),
+        ("hi \ud800", "", "happy", "message holds a broken character"),
+        ("hi", "\udfff", app.FACE, "earlier turns holds a broken character"),
+        (["hi"], None, "sad", "must be text"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            app.check_request(message, history, choice)
+    app.check_request("hi", None)
+
+
+def test_events_turn_warnings_into_gr_errors_with_the_words():
+    import gradio as gr
+
+    event = app.as_event(lambda x: (x, f"{app.WARNING} The message is empty."), 1)
+    with pytest.raises(gr.Error) as refused:
+        event(1)
+    assert refused.value.message == "The message is empty."
+    assert app.as_event(lambda x: (x, "fine"), 1)(2) == (2, "fine")
+    with pytest.raises(gr.Error, match="Unknown emotion"):
+        app.as_event(lambda *a: a, 0, app.check_draft_request)("hi", "bogus", None, "")

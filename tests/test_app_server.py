@@ -7,7 +7,11 @@ plays a .y4m video made from the astronaut photo; it is skipped (saying why) whe
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import io
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -35,7 +39,33 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_emotion_model_dir, tiny_model_dir):
+def cache_dir(tmp_path_factory):
+    """The app's private Gradio cache (as app.py's main sets it up), restored afterwards."""
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    folder = tmp_path_factory.mktemp("server") / "emoreply-gradio"
+    (folder / "stale").mkdir(parents=True)
+    (folder / "stale" / "image.png").write_bytes(b"left by an earlier process")
+    yield app.fresh_cache_dir(folder)
+    if before is None:
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+    else:
+        os.environ["GRADIO_TEMP_DIR"] = before
+
+
+def cached_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+def wait_until_empty(folder: Path) -> list[Path]:
+    """The files still in ``folder`` once Gradio's scheduled sweep has had its time (app.UPLOAD_SWEEP)."""
+    deadline = time.monotonic() + sum(app.UPLOAD_SWEEP) + 5
+    while cached_files(folder) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return cached_files(folder)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_emotion_model_dir, tiny_model_dir, cache_dir):
     """The app on http://127.0.0.1:<free port>/; the tiny T5 also stands in for the base model."""
     drafter = ReplyDrafter.from_pretrained(tiny_model_dir)
     models = app.Models(
@@ -43,7 +73,7 @@ def server(tiny_emotion_model_dir, tiny_model_dir):
     )
     demo = app.build_demo(models)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_SETTINGS)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 
@@ -65,9 +95,36 @@ def test_api_draft_returns_both_drafts_and_the_emotion_used(client):
     assert "Happy" in notice and "chosen by you" in notice
 
 
-def test_api_draft_with_an_empty_message_returns_the_notice(client):
-    base, tuned, draft, notice = client.predict("   ", "sad", "", api_name="/draft")
-    assert (base, tuned, draft) == ("", "", "") and notice.startswith("⚠️") and "empty" in notice
+def test_api_draft_refuses_bad_input_in_words(client, server):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="empty"):
+        client.predict("   ", "sad", "", api_name="/draft")
+    with pytest.raises(AppError, match="Unknown emotion None"):
+        client.predict(MESSAGE, None, "", api_name="/draft")
+    # gradio_client cannot even encode a lone surrogate; a raw HTTP client can (JSON escapes it).
+    event, message = call_raw(server, "draft", ["hi \ud800", "happy", ""])
+    assert event == "error" and "unpaired surrogate" in message
+    event, message = call_raw(server, "sweep", ["hi", "\udfff"])
+    assert event == "error" and "earlier turns" in message
+
+
+def call_raw(server: str, api: str, data: list) -> tuple[str, str]:
+    """POST /call/<api> as any HTTP client would, then its result: (SSE event name, its data)."""
+    import json
+
+    import httpx
+
+    body = json.dumps({"data": data})  # ASCII with \u escapes: how a lone surrogate travels in JSON
+    headers = {"Content-Type": "application/json"}
+    event_id = httpx.post(f"{server}gradio_api/call/{api}", content=body, headers=headers, timeout=30).json()[
+        "event_id"
+    ]
+    with httpx.stream("GET", f"{server}gradio_api/call/{api}/{event_id}", timeout=30) as response:
+        lines = [line for line in response.iter_lines() if line]
+    event = lines[-2].removeprefix("event: ")
+    payload = json.loads(lines[-1].removeprefix("data: "))
+    return event, payload if isinstance(payload, str) else json.dumps(payload)
 
 
 def test_api_sweep_gives_one_row_per_emotion(client):
@@ -77,17 +134,132 @@ def test_api_sweep_gives_one_row_per_emotion(client):
     assert [r[0] for r in rows] == [DISPLAY_NAMES[e] for e in EMOTIONS] and all(r[1] for r in rows)
 
 
-def test_api_read_face_from_an_uploaded_jpeg(client, face_rgb, tmp_path):
+def data_url_image(preview: dict) -> Image.Image:
+    header, _, payload = preview["url"].partition(",")
+    assert header == "data:image/jpeg;base64"
+    return Image.open(io.BytesIO(base64.b64decode(payload)))
+
+
+def test_api_read_face_from_an_uploaded_jpeg(client, face_rgb, tmp_path, cache_dir):
     from gradio_client import handle_file
 
+    assert cached_files(cache_dir) == []  # the start-up sweep removed the earlier process's file
     photo = tmp_path / "astronaut.jpg"
     Image.fromarray(face_rgb).save(photo, quality=90)
     preview, label, status = client.predict(handle_file(str(photo)), api_name="/read_face")
-    assert Path(preview).is_file() and Image.open(preview).size == (512, 512)
+    assert data_url_image(preview).size == (512, 512)  # inline: nothing written for it
     confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
     assert set(confidences) == {DISPLAY_NAMES[e] for e in EMOTIONS}
     assert sum(confidences.values()) == pytest.approx(1, abs=1e-3)
     assert label["label"] in confidences and status.startswith("Detected:") and label["label"] in status
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims width x height and holds no pixels: refused from its header, or it would decode."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def hostile_files(face_rgb: np.ndarray) -> dict[str, tuple[bytes, str]]:
+    """name -> (file content, words the refusal must contain)."""
+    jpeg = io.BytesIO()
+    Image.fromarray(face_rgb).save(jpeg, "JPEG")
+    return {
+        "text.png": (b"this is not a picture\n", "not a known image format"),
+        "truncated.jpg": (jpeg.getvalue()[:2000], "truncated"),
+        "empty.png": (b"", "not a known image format, or empty"),
+        "huge.png": (png_header(20_000, 20_000), "far too large; the limit is 50 MP"),
+        "wide.png": (png_header(12_000, 7_000), r"12000x7000 \(84 MP\); the limit is 50 MP"),
+    }
+
+
+def test_api_refuses_every_bad_picture_in_words_and_keeps_none(client, face_rgb, tmp_path, cache_dir):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    for name, (content, words) in hostile_files(face_rgb).items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(AppError, match=words):
+            client.predict(handle_file(str(tmp_path / name)), api_name="/read_face")
+    assert wait_until_empty(cache_dir) == []  # these and the earlier uploads
+
+
+def test_api_reads_a_16_bit_png_without_saturating_it(client, face_rgb, tmp_path):
+    from gradio_client import handle_file
+
+    gray16 = (np.asarray(Image.fromarray(face_rgb).convert("L"), np.uint16) * 257).astype(np.uint16)
+    Image.fromarray(gray16).save(tmp_path / "face16.png")
+    assert Image.open(tmp_path / "face16.png").mode == "I;16"
+    preview, _, status = client.predict(handle_file(str(tmp_path / "face16.png")), api_name="/read_face")
+    assert status.startswith("Detected:")  # Gradio's RGB conversion clipped it to white: "No face found"
+    assert np.asarray(data_url_image(preview)).mean() < 200
+
+
+def test_uploads_above_the_limit_are_refused_before_they_are_stored(server, cache_dir):
+    import httpx
+
+    big = b"\0" * (app.MAX_UPLOAD_MB * 2**20 + 1)
+    response = httpx.post(f"{server}gradio_api/upload", files={"files": ("big.png", big)}, timeout=60)
+    assert response.status_code == 413 and not any(p.name == "big.png" for p in cached_files(cache_dir))
+
+
+def test_four_abandoned_live_streams_free_live_within_seconds(server, face_rgb):
+    """Four clients send one Live frame and never read the answer; a fifth is still served within 5 s."""
+    import httpx
+
+    jpeg = io.BytesIO()
+    Image.fromarray(face_rgb).save(jpeg, "JPEG")
+    frame = {
+        "url": "data:image/jpeg;base64," + base64.b64encode(jpeg.getvalue()).decode(),
+        "meta": {"_type": "gradio.FileData"},
+    }
+    config = httpx.get(f"{server}config", timeout=30).json()
+    fn_index = next(d["id"] for d in config["dependencies"] if d["api_name"] == "live")
+
+    def join(session: str) -> None:
+        body = {
+            "data": [frame, None],
+            "fn_index": fn_index,
+            "session_hash": session,
+            "event_data": None,
+            "trigger_id": None,
+        }
+        httpx.post(f"{server}gradio_api/queue/join", json=body, timeout=30).raise_for_status()
+
+    for i in range(4):
+        join(f"abandoned{i}")
+    time.sleep(0.5)
+    start = time.monotonic()
+    join("fifth")
+    with httpx.stream("GET", f"{server}gradio_api/queue/data", params={"session_hash": "fifth"}, timeout=30) as r:
+        for line in r.iter_lines():
+            if '"process_streaming"' in line or '"process_completed"' in line:
+                break
+    assert time.monotonic() - start < 5
+
+
+def test_an_upload_never_submitted_is_gone_after_shutdown(server, cache_dir, tiny_emotion_model_dir, tiny_model_dir):
+    import httpx
+
+    models = app.Models(
+        EmotionReader.from_pretrained(tiny_emotion_model_dir), ReplyDrafter.from_pretrained(tiny_model_dir)
+    )
+    demo = app.build_demo(models)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_SETTINGS)
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/gradio_api/upload", files={"files": ("x.png", b"orphan")}, timeout=30
+    )
+    orphan = Path(response.json()[0])
+    assert orphan.is_file() and orphan.is_relative_to(cache_dir)
+    demo.close()
+    assert not orphan.exists()
 
 
 # ---------------------------------------------------------------- a real browser (headless Chromium)
@@ -111,48 +283,97 @@ def test_y4m_has_the_right_size(tmp_path, face_rgb):
     assert header.startswith(b"YUV4MPEG2 W640 H480") and len(body) == 3 * (6 + 640 * 480 * 3 // 2)
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
-def test_browser_snapshot_then_draft(server, face_rgb, tmp_path):
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
+)
+
+
+@contextlib.contextmanager
+def browser_page(server: str, face_rgb: np.ndarray, folder: Path, screenshot: str):
+    """The app open in headless Chromium whose fake webcam plays the face; a screenshot at the end, even on failure."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
-    video = write_y4m(tmp_path / "face.y4m", face_rgb)
+    video = write_y4m(folder / "face.y4m", face_rgb)
     args = [
         "--no-sandbox", "--headless", "--disable-gpu",
         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-video-capture={video}",
         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
     ]  # fmt: skip
-    start = time.monotonic()
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.set_default_timeout(20_000)
         try:
             page.goto(server)
-            # Gradio 6's webcam: "Click to Access Webcam" opens the stream, then the "capture photo" button.
-            access = page.get_by_role("button", name="Click to Access Webcam").first
-            access.wait_for()
-            access.click()
-            # Capture only once the fake camera is playing, or the snapshot is empty.
-            page.wait_for_function("[...document.querySelectorAll('video')].some(v => v.readyState >= 2)")
-            page.locator('button[aria-label="capture photo"]').first.click()
-            page.get_by_text("Detected:").wait_for()
-            page.get_by_label("Message you received").fill(MESSAGE)
-            page.get_by_role("button", name="Draft reply").click()
-            base, tuned = page.get_by_label("Base model (not fine-tuned)"), page.get_by_label("Fine-tuned (emoreply)")
-            page.wait_for_function(
-                "els => els.every(e => e.value.trim().length > 0)", arg=[base.element_handle(), tuned.element_handle()]
-            )
-            page.get_by_text("read from your face").wait_for()
-            status = page.get_by_text("Detected:").inner_text()
-            label = page.locator("div.block").filter(has_text="Emotion probabilities").last.inner_text()
-            draft = page.locator("label").filter(has_text="Your draft").locator("textarea")
-            values = base.input_value(), tuned.input_value(), draft.input_value()
+            yield page
         finally:
             artifacts = ROOT / "artifacts"
             artifacts.mkdir(exist_ok=True)
-            page.screenshot(path=str(artifacts / "app_browser.png"), full_page=True)  # also when it fails
+            with contextlib.suppress(sync_api.Error):  # a screenshot must not hide the test's own failure
+                page.screenshot(path=str(artifacts / screenshot), full_page=True, timeout=5_000)
             browser.close()
+
+
+def start_webcam(page, live: bool) -> None:
+    """Gradio 6's webcam: "Click to Access Webcam" opens the stream; wait until the fake camera plays."""
+    buttons = page.get_by_role("button", name="Click to Access Webcam")
+    access = buttons.last if live else buttons.first
+    access.wait_for()
+    access.click()
+    page.wait_for_function("[...document.querySelectorAll('video')].some(v => v.readyState >= 2)")
+
+
+@needs_chromium
+def test_browser_snapshot_then_draft(server, face_rgb, tmp_path, cache_dir):
+    start = time.monotonic()
+    with browser_page(server, face_rgb, tmp_path, "app_browser.png") as page:
+        start_webcam(page, live=False)
+        # Capture only once the fake camera is playing, or the snapshot is empty.
+        page.locator('button[aria-label="capture photo"]').first.click()
+        page.get_by_text("Detected:").wait_for()
+        preview_src = page.locator("div.block").filter(has_text="Face used").locator("img").first.get_attribute("src")
+        page.get_by_label("Message you received").fill(MESSAGE)
+        page.get_by_role("button", name="Draft reply").click()
+        base, tuned = page.get_by_label("Base model (not fine-tuned)"), page.get_by_label("Fine-tuned (emoreply)")
+        page.wait_for_function(
+            "els => els.every(e => e.value.trim().length > 0)", arg=[base.element_handle(), tuned.element_handle()]
+        )
+        page.get_by_text("read from your face").wait_for()
+        status = page.get_by_text("Detected:").inner_text()
+        label = page.locator("div.block").filter(has_text="Emotion probabilities").last.inner_text()
+        draft = page.locator("label").filter(has_text="Your draft").locator("textarea")
+        values = base.input_value(), tuned.input_value(), draft.input_value()
     assert "%" in status and any(DISPLAY_NAMES[e] in status for e in EMOTIONS)
     assert all(DISPLAY_NAMES[e] in label for e in EMOTIONS) and label.count("%") == 7, label
     assert all(v.strip() for v in values) and values[1] == values[2]
+    assert preview_src.startswith("data:image/jpeg;base64,")
     assert time.monotonic() - start < 60
+
+
+@needs_chromium
+def test_browser_bad_pictures_get_words_and_live_keeps_going(server, face_rgb, tmp_path, cache_dir):
+    """Each hostile upload: its reason in a toast and the status line pointing to it; then Live past its time limit."""
+    files = hostile_files(face_rgb)
+    for name, (content, _) in files.items():
+        (tmp_path / name).write_bytes(content)
+    with browser_page(server, face_rgb, tmp_path, "app_browser_errors.png") as page:
+        toasts = []
+        for name, (_, words) in files.items():
+            page.locator("input[type=file]").first.set_input_files(str(tmp_path / name))
+            toast = page.get_by_text(re.compile(words)).first  # each refusal's words are its own
+            toast.wait_for()
+            toasts.append(toast.inner_text())
+            page.get_by_text(app.FAILED.removeprefix(app.WARNING).strip()).wait_for()
+
+        joins = []
+        page.on("request", lambda r: joins.append(r.url) if "queue/join" in r.url else None)
+        page.get_by_role("tab", name="Live").click()
+        start_webcam(page, live=True)
+        page.locator('button:visible[aria-label="capture photo"]').first.click()  # "Record"
+        page.get_by_text("Live:").wait_for()
+        time.sleep(2 * app.LIVE_SECONDS + 1)  # each stream ends after LIVE_SECONDS; the page opens the next
+        live_status = page.get_by_text("Live:").first.inner_text()
+    assert wait_until_empty(cache_dir) == []  # the snapshot (earlier test) and these uploads
+    assert len(toasts) == len(files) and all(t.strip() for t in toasts)
+    assert len(joins) >= 3, joins
+    assert any(DISPLAY_NAMES[e] in live_status for e in EMOTIONS)

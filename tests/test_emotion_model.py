@@ -199,3 +199,22 @@ def test_bundled_hub_code_matches_the_package(name):
 
     source = Path(__file__).resolve().parents[1] / "emoreply" / "emotion_cnn" / name
     assert (DEFAULT_EMOTION_MODEL / name).read_text() == source.read_text(), f"re-export the bundled model: {name}"
+
+
+def test_weights_with_nan_are_refused_by_file_name(tiny_emotion_model_dir, tmp_path):
+    """Scrambled tensor bytes under an intact safetensors header load fine; the reader refuses them."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from emoreply.loading import ModelLoadError
+    from emoreply.reader import EmotionReader
+
+    folder = tmp_path / "corrupt"
+    shutil.copytree(tiny_emotion_model_dir, folder)
+    weights = load_file(folder / "model.safetensors")
+    name = next(n for n, t in weights.items() if t.is_floating_point())
+    weights[name].view(-1)[0] = float("nan")
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError, match=rf"model\.safetensors is corrupt: 1 weight tensors .*{name}"):
+        EmotionReader.from_pretrained(folder)

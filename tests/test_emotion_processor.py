@@ -250,3 +250,16 @@ def test_unreachable_hub_fails_at_once_without_trying_to_download(monkeypatch):
     monkeypatch.setattr(loading.socket, "create_connection", lambda address, timeout: contextlib.nullcontext())
     loading.load_pretrained(calls.append, "someone/not-cached", "base model", ())
     assert calls == ["someone/not-cached"]  # reachable: the real loader runs
+
+
+def test_load_image_decodes_jpegs_at_a_reduced_scale(face_rgb):
+    import io
+
+    from PIL import Image
+
+    from emoreply.loading import load_image
+
+    data = io.BytesIO()
+    Image.fromarray(face_rgb).save(data, "JPEG")
+    assert load_image(data.getvalue(), draft_size=(100, 100)).size == (128, 128)  # 1/4: the smallest >= 100
+    assert load_image(data.getvalue()).size == (512, 512)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import cv2  # at import time: first imports from several threads at once can see cv2 half-initialised
 import numpy as np
 import torch
 from PIL import Image
@@ -30,8 +31,6 @@ _local = threading.local()  # one cascade per thread: OpenCV objects are not sha
 
 def _face_cascade() -> Any:
     if not hasattr(_local, "cascade"):
-        import cv2
-
         cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
         if cascade.empty():
             raise RuntimeError("OpenCV's Haar face cascade could not be loaded (needs opencv 4.x)")
@@ -62,8 +61,6 @@ def to_gray_uint8(image: Any) -> np.ndarray:
         if array.shape[-1] == 4:
             array = array[..., :3]
         if array.shape[-1] == 3 and array.dtype == np.uint8:  # OpenCV: same weights, 10x faster
-            import cv2
-
             return cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_RGB2GRAY)
         if array.shape[-1] == 3:
             array = array.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -146,8 +143,6 @@ class EmotionCNNImageProcessor(BaseImageProcessor):
         the first (large-face) pass; a frame without one is searched again over all sizes, so no
         face the single full pass would find is lost.
         """
-        import cv2
-
         h, w = gray.shape
         scale = min(1.0, self.detection_size / max(h, w))
         small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
@@ -172,8 +167,6 @@ class EmotionCNNImageProcessor(BaseImageProcessor):
 
     def crop_face(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """Square crop around ``box`` with the margin, padded by edge pixels, resized to size."""
-        import cv2
-
         x0, y0, x1, y1 = box
         side = max(x1 - x0, y1 - y0) * (1 + 2 * self.face_margin)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
