@@ -3,15 +3,16 @@
     python bench/bench_handler.py [--quick] [--t5_tokenizer ../shared/models/t5-small-tokenizer]
 
 What one "Use my face" round trip costs: app.read_face (detect, crop, CNN) then app.draft_replies
-(compare: the base and the fine-tuned T5 answer the same prompt). Two model sets:
+(the base and the fine-tuned model answer the same message). Two model sets:
 
-- bundled: the bundled CNN and responder; offline there is no t5-small base, so the responder
-  stands in as the base too (two drafts, as in the app online);
-- t5-small-sized: two random models of google-t5/t5-small's shape, forced to 20 new tokens.
+- default: the bundled CNN and the default responder (SmolLM2-135M-Instruct + emoreply's LoRA
+  adapter); the base is the same weights with the adapter off, and both drafts come from one
+  batched generate call;
+- t5-small-sized: two random models of google-t5/t5-small's shape, forced to 20 new tokens
+  (two separate models, drafted in two threads).
 
-Baseline: base and fine-tuned drafted one after the other; then concurrently (the default), and
-with int8 or bf16 weights. Peak RSS of an app process holding both t5-small-sized models is
-measured in a fresh subprocess (gradio imported, the Blocks built, 5 round trips run).
+Baseline: fp32; then int8 and bf16 weights. Peak RSS of an app process holding each set (both
+drafts available) is measured in a fresh subprocess (gradio imported, the Blocks built, 5 round trips run).
 """
 
 from __future__ import annotations
@@ -35,9 +36,7 @@ from bench_reply import t5_small_sized_folder  # noqa: E402
 from common import measure, table  # noqa: E402
 
 import app  # noqa: E402
-from emoreply.reader import EmotionReader  # noqa: E402
-from emoreply.reply import ReplyDrafter  # noqa: E402
-from emoreply.reply.drafter import DEFAULT_REPLY_MODEL_PATH, MAX_NEW_TOKENS  # noqa: E402
+from emoreply.reply.drafter import MAX_NEW_TOKENS  # noqa: E402
 
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
 
@@ -47,7 +46,7 @@ sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
 import app
 from bench_emotion import webcam_frame
 from common import peak_rss_mb
-models = app.load_models(None, {tuned!r}, {base!r}, precision={precision!r})
+models = app.load_models(None, {tuned!r}, {base!r} or None, precision={precision!r})
 app.build_demo(models)
 frame = webcam_frame()
 for _ in range(5):
@@ -57,37 +56,25 @@ print(json.dumps({{"peak_rss_mb": peak_rss_mb()}}))
 """
 
 
-def round_trip(models: app.Models, frame, concurrent: bool) -> None:
-    """read_face then the two drafts, exactly as the app's two events run them."""
+def round_trip(models: app.Models, frame) -> None:
+    """read_face then draft_replies, exactly as the app's two events run them."""
     detected = app.read_face(models, frame)[3]
-    emotion, _ = app.emotion_in_use(app.FACE, detected)
-    models.drafter.compare(MESSAGE, emotion, concurrent=concurrent)
+    app.draft_replies(models, MESSAGE, app.FACE, detected, "")
 
 
 def rows_for(name: str, load: Callable[[str], app.Models], repeat: int) -> list[dict]:
-    """The round trip with ``load(precision)``'s models: fp32 sequential, fp32 concurrent, int8 and bf16."""
+    """The round trip with ``load(precision)``'s models: fp32 (baseline), int8 and bf16."""
     frame = webcam_frame()
-    models = load("fp32")
-    seq = measure(lambda: round_trip(models, frame, False), warmup=2, repeat=repeat)
-    par = measure(lambda: round_trip(models, frame, True), warmup=2, repeat=repeat)
-    rows = [
-        {"name": f"{name}: frame + message -> emotion + 2 drafts, one after the other", **seq, "baseline": True},
-        {
-            "name": f"{name}: same, drafts concurrent (default)",
-            **par,
-            "ratio": seq["median_ms"] / par["median_ms"],
-            "note": "speed-up vs baseline",
-        },
-    ]
+    base = measure(partial(round_trip, load("fp32"), frame), warmup=2, repeat=repeat)
+    rows = [{"name": f"{name}: frame + message -> emotion + 2 drafts (fp32)", **base, "baseline": True}]
     for precision in ("int8", "bf16"):
-        low = load(precision)
-        timed = measure(lambda: round_trip(low, frame, True), warmup=2, repeat=repeat)  # noqa: B023
+        timed = measure(partial(round_trip, load(precision), frame), warmup=2, repeat=repeat)
         rows.append(
             {
-                "name": f"{name}: same, concurrent + {precision} T5s",
+                "name": f"{name}: same, {precision} reply weights",
                 **timed,
-                "ratio": seq["median_ms"] / timed["median_ms"],
-                "note": "speed-up vs baseline; quality cost in the README",
+                "ratio": base["median_ms"] / timed["median_ms"],
+                "note": "speed-up vs fp32; quality cost in the README",
             }
         )
     return rows
@@ -98,7 +85,15 @@ def t5_small_sized_folders(tokenizer_dir: str, folder: Path) -> tuple[str, str]:
     return tuple(t5_small_sized_folder(tokenizer_dir, folder / name, MAX_NEW_TOKENS) for name in ("tuned", "base"))
 
 
-def peak_rss(tuned: str, base: str, precision: str) -> float:
+def rss_row(what: str, tuned: str | None, base: str, precision: str) -> dict:
+    mb = peak_rss(tuned, base, precision)
+    return {
+        "name": f"app process peak RSS, {what} ({precision})",
+        "note": f"**{mb:.0f} MiB** (VmHWM of a fresh process: load, build the UI, 5 round trips)",
+    }
+
+
+def peak_rss(tuned: str | None, base: str, precision: str) -> float:
     code = RSS_SCRIPT.format(
         root=str(ROOT), bench=str(Path(__file__).parent), tuned=tuned, base=base, precision=precision, message=MESSAGE
     )
@@ -112,24 +107,13 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")
     args = parser.parse_args(argv)
     repeat = 3 if args.quick else 30
-    reader = EmotionReader.from_pretrained()
-    bundled = str(DEFAULT_REPLY_MODEL_PATH)
-
-    def load_bundled(precision: str) -> app.Models:
-        return app.Models(reader, ReplyDrafter.from_pretrained(bundled, base_model=bundled, precision=precision))
-
-    rows = rows_for("bundled", load_bundled, repeat)
+    rows = rows_for("default", partial(app.load_models, None, None, None), repeat)
+    rows.append(rss_row("default responder, base = adapter off", None, "", "fp32"))
     with tempfile.TemporaryDirectory() as tmp:
         tuned, base = t5_small_sized_folders(args.t5_tokenizer, Path(tmp))
         rows += rows_for("t5-small-sized", partial(app.load_models, None, tuned, base), max(3, repeat // 2))
         for precision in ("fp32", "int8", "bf16"):
-            mb = peak_rss(tuned, base, precision)
-            rows.append(
-                {
-                    "name": f"app process peak RSS, both t5-small-sized models ({precision})",
-                    "note": f"**{mb:.0f} MiB** (VmHWM of a fresh process: load, build the UI, 5 round trips)",
-                }
-            )
+            rows.append(rss_row("both t5-small-sized models", tuned, base, precision))
     out = table(rows, f"App handler end to end, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(out)
     return out

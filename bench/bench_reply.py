@@ -1,19 +1,20 @@
 """Reply drafter speed: one reply (fp32, int8, bf16), a 7-emotion sweep, and training throughput.
 
-    python bench/bench_reply.py [--model emoreply/pretrained/reply-t5] [--quick]
+    python bench/bench_reply.py [--model smollm2] [--quick]
 
 Every variant is loaded as the app loads it (``ReplyDrafter.from_pretrained(precision=...)``: on
 CPU with its output layer's weight transposed), plus fp32 with transformers' own ``nn.Linear``
-output layer to show what that layout buys (``bench_output_layer.py`` times the layer alone).
+output layer to show what that layout buys (``bench_output_layer.py`` times the layer alone), and
+for a LoRA adapter fp32 with the adapter merged into the weights (what keeping it separate costs;
+the app keeps it separate so that the base model shares its weights).
 
-For the bundled responder (at its natural reply lengths, and forced to exactly 20 new tokens so
-that a sweep and one reply do the same number of decoding steps) and a t5-small-sized model. A
-batched sweep decodes until its longest reply ends, so "one reply" is the longest of the seven; the
-sweep's note also compares it with the mean of the seven replies drafted one by one. The
-t5-small-sized model has random weights (the real ones need the Hub) and is forced to generate
-exactly 20 new tokens, so its cost is that of a full-length reply. Training throughput uses
-DailyDialog's mean lengths (23 prompt tokens, 14 reply tokens with the project tokenizer) in
-batches of 32.
+For the default responder (SmolLM2-135M-Instruct + LoRA, at its natural reply lengths, and forced
+to exactly 20 new tokens so that a sweep and one reply do the same number of decoding steps), the
+compact T5 and a t5-small-sized model. A batched sweep decodes until its longest reply ends, so
+"one reply" is the longest of the seven; the sweep's note also compares it with the mean of the
+seven replies drafted one by one. The t5-small-sized model has random weights (the real ones need
+the Hub) and is forced to generate exactly 20 new tokens. Training throughput uses DailyDialog's
+mean lengths (23 prompt tokens, 14 reply tokens with the project tokenizer) in batches of 32.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import measure, table  # noqa: E402
 
 import app  # noqa: E402
-from emoreply.reply import DEFAULT_REPLY_MODEL_PATH, PRECISIONS, ReplyDrafter  # noqa: E402
-from emoreply.reply.drafter import load_seq2seq  # noqa: E402
+from emoreply.reply import DEFAULT_REPLY_MODEL, PRECISIONS, ReplyDrafter  # noqa: E402
+from emoreply.reply.drafter import for_decoding, load_reply_model, resolve_reply_model  # noqa: E402
 
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
 PLAIN = "fp32, nn.Linear layout"  # as transformers loads it, before emoreply.reply.cpu_layout
+MERGED = "fp32, adapter merged"  # LoRA folded into the base weights: no adapter layers at run time
 
 
 def t5_small_sized_folder(tokenizer_dir: str, folder: Path, min_new_tokens: int | None = None) -> str:
@@ -65,9 +67,13 @@ def t5_small_sized_folder(tokenizer_dir: str, folder: Path, min_new_tokens: int 
 
 
 def variants(folder: str) -> dict[str, ReplyDrafter]:
-    """The drafter as the app loads it in each precision, and in fp32 with transformers' own ``nn.Linear``s."""
+    """The drafter as the app loads it in each precision, in fp32 with transformers' own ``nn.Linear``s,
+    and for a LoRA adapter in fp32 with the adapter merged into the weights."""
     drafters = {p: ReplyDrafter.from_pretrained(folder, device="cpu", precision=p) for p in PRECISIONS}
-    drafters[PLAIN] = ReplyDrafter(*load_seq2seq(folder))
+    drafters[PLAIN] = ReplyDrafter(*load_reply_model(folder))
+    model, tokenizer = load_reply_model(folder)
+    if hasattr(model, "merge_and_unload"):
+        drafters[MERGED] = ReplyDrafter(for_decoding(model.merge_and_unload(), "fp32", torch.device("cpu")), tokenizer)
     return drafters
 
 
@@ -75,7 +81,7 @@ def decoding_steps(drafter: ReplyDrafter, prompts: list[str], fixed_length: bool
     """Decoding steps per prompt: the greedy reply's tokens + EOS (at fixed length, max_new_tokens)."""
     if fixed_length:
         return [drafter.max_new_tokens] * len(prompts)
-    return [len(drafter.tokenizer(c[0])["input_ids"]) for c in drafter.generate(prompts)]
+    return [len(drafter.tokenizer(c[0], add_special_tokens=False)["input_ids"]) + 1 for c in drafter.generate(prompts)]
 
 
 def rows_for(
@@ -167,7 +173,7 @@ def training_row(name: str, model, steps: int) -> dict:
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default=str(DEFAULT_REPLY_MODEL_PATH))
+    parser.add_argument("--model", default=DEFAULT_REPLY_MODEL, help="smollm2 | t5 (bundled), or a folder")
     parser.add_argument(
         "--t5_tokenizer",
         default="../shared/models/t5-small-tokenizer",
@@ -177,14 +183,17 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     repeat = 3 if args.quick else 30
     steps = 3 if args.quick else 20
-    bundled = variants(args.model)
-    rows = rows_for("bundled responder", bundled, repeat, fixed_length=False)
-    rows.append(sweep_ratios_row("bundled responder", bundled["fp32"], app.EXAMPLE_MESSAGES, max(3, repeat // 3)))
-    rows += rows_for("bundled responder, fixed length", bundled, repeat, fixed_length=True)
+    default = variants(str(resolve_reply_model(args.model)))
+    rows = rows_for("default responder", default, repeat, fixed_length=False)
+    rows.append(sweep_ratios_row("default responder", default["fp32"], app.EXAMPLE_MESSAGES, max(3, repeat // 3)))
+    rows += rows_for("default responder, fixed length", default, max(3, repeat // 2), fixed_length=True)
+    del default
+    t5 = variants(str(resolve_reply_model("t5")))
+    rows += rows_for("compact T5", t5, repeat, fixed_length=False)
     with tempfile.TemporaryDirectory() as tmp:
         sized = variants(t5_small_sized_folder(args.t5_tokenizer, Path(tmp)))
     rows += rows_for("t5-small-sized (random)", sized, max(3, repeat // 2), fixed_length=True, one_thread=True)
-    rows.append(training_row("bundled responder", bundled[PLAIN].model, steps))  # trainable nn.Linear layers
+    rows.append(training_row("compact T5", t5[PLAIN].model, steps))  # trainable nn.Linear layers
     rows.append(training_row("t5-small-sized", sized[PLAIN].model, max(3, steps // 4)))
     title = f"Reply drafter, torch {torch.__version__}, {torch.get_num_threads()} threads"
     out = table(rows, title, ratio="time ÷ one fp32 reply")

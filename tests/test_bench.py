@@ -62,19 +62,28 @@ def test_sweep_ratios_row_spans_the_messages(tiny_variants):
     assert row["ratio"] > 0 and "2 messages" in row["name"] and "÷ the mean of its 7 replies alone" in row["note"]
 
 
-def test_handler_rows_compare_sequential_concurrent_int8_and_bf16(tiny_emotion_model_dir, tiny_model_dir):
+def test_handler_rows_time_fp32_int8_and_bf16(tiny_emotion_model_dir, tiny_model_dir):
     reader = EmotionReader.from_pretrained(tiny_emotion_model_dir)
     loaded = []
 
     def load(precision: str) -> app.Models:
         loaded.append(precision)
-        tiny = str(tiny_model_dir)
-        return app.Models(reader, ReplyDrafter.from_pretrained(tiny, base_model=tiny, precision=precision))
+        drafter = ReplyDrafter.from_pretrained(str(tiny_model_dir), precision=precision)
+        return app.Models(reader, drafter, drafter.base_drafter(str(tiny_model_dir)))
 
     rows = bench_handler.rows_for("tiny", load, repeat=1)
     assert loaded == ["fp32", "int8", "bf16"]
-    assert len(rows) == 4 and rows[0]["baseline"] and "bf16" in rows[3]["name"]
+    assert len(rows) == 3 and rows[0]["baseline"] and "bf16" in rows[2]["name"]
     assert all(r["ratio"] == rows[0]["median_ms"] / r["median_ms"] for r in rows[1:])
+
+
+def test_an_adapter_also_gets_a_merged_variant(tiny_adapter_dir):
+    drafters = bench_reply.variants(str(tiny_adapter_dir))
+    assert list(drafters) == ["fp32", "bf16", "int8", bench_reply.PLAIN, bench_reply.MERGED]
+    merged = drafters[bench_reply.MERGED]
+    assert not hasattr(merged.model, "peft_config")
+    prompts = [merged.prompt("Hi there", e)[0] for e in ("happy", "sad")]
+    assert merged.generate(prompts) == drafters["fp32"].generate(prompts)  # merging changes speed, not replies
 
 
 def test_output_layer_rows_pair_nn_linear_with_the_transposed_layout():

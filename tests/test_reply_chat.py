@@ -205,3 +205,14 @@ def test_relevance_rewards_replies_that_fit_only_their_own_message():
     assert relevance(specific)["top1"] == 1.0 and relevance(specific)["pmi"] > 1.0
     assert relevance(stock)["pmi"] == pytest.approx(0.0, abs=1e-6)
     assert relevance(specific, empty=[False, True, False])["top1"] == pytest.approx(2 / 3)
+
+
+def test_sweep_examples_print_one_table_per_message(tiny_adapter_dir, tmp_path):
+    from .conftest import load_script
+
+    script = load_script("train/sweep_examples.py")
+    messages = tmp_path / "messages.txt"
+    messages.write_text("My flight got cancelled.\n\nWe're getting a puppy!\n")
+    out = script.main(["--model", str(tiny_adapter_dir), "--base", "--messages", str(messages)])
+    assert out.count("| emotion | fine-tuned | base |") == 2 and "**“My flight got cancelled.”**" in out
+    assert len([line for line in out.splitlines() if line.startswith("| ")]) == 2 * (1 + len(EMOTIONS))
