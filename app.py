@@ -23,6 +23,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -57,15 +58,18 @@ MAX_UPLOAD_MB = 20  # launch(max_file_size): larger uploads are refused before t
 MAX_PICTURE_PIXELS = 50_000_000  # checked from the header, before any decoding
 WORK_SIDE = 1280  # pictures are read and previewed at most this large (detection itself runs at 320 px)
 LIVE_SECONDS = 4  # a Live stream holds its slot this long, then the page starts a new one through the queue
-# Gradio's delete_cache: every 5 s, uploads older than 10 s go. Not at once: the page fetches the upload
-# back from the server to show it, and a request may wait its turn in the queue.
-UPLOAD_SWEEP = (5, 10)
+# An upload is deleted this long after its request has read it, not by age: a request may wait its turn
+# in the queue for any time, and the page fetches the upload back from the server to show it.
+READ_GRACE = 10
+# Gradio's delete_cache, only for uploads no request ever reads (the client left): hourly, those over an hour old.
+UPLOAD_SWEEP = (3600, 3600)
 CACHE_DIR = Path(tempfile.gettempdir()) / "emoreply-gradio"  # Gradio's uploads, this app's alone
 PICTURES_NOTE = (
-    f"Pictures are read in memory. Gradio writes each upload or snapshot to `{CACHE_DIR}` on the server, "
-    f"where it is deleted {UPLOAD_SWEEP[1]}-{sum(UPLOAD_SWEEP)} seconds later (the page shows it back to "
-    "you from there); the folder is emptied at start-up and shutdown. Previews are sent back inline "
-    "and Live frames never touch the disk."
+    f"Pictures are read in memory. Gradio writes each upload or snapshot to `{CACHE_DIR}` on the server; "
+    f"it is deleted {READ_GRACE} seconds after the app has read it (the page shows it back to you from "
+    f"there), or after {UPLOAD_SWEEP[1] // 3600}-{sum(UPLOAD_SWEEP) // 3600} hours if no request ever reads it. "
+    "The folder is emptied at start-up and shutdown. Previews are sent back inline and Live frames never "
+    "touch the disk."
 )
 _DECODE_LOCK = threading.Lock()  # one full-size decode at a time: hostile uploads cannot stack them
 HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")  # 16/32-bit grayscale: scaled, not clipped, to 8 bits
@@ -294,16 +298,35 @@ def decode_data_url(url: str, max_bytes: int) -> bytes:
         raise user_error("The image data is not valid base64.") from None
 
 
+def delete_after_read(file: Path, read_at: float) -> None:
+    """Delete an upload (and Gradio's folder for it) READ_GRACE seconds after a request read it at ``read_at``,
+    unless it was uploaded again since: the same bytes under the same name share one file, and the
+    request that sent it again has still to read it (its own read schedules the deletion)."""
+
+    def delete() -> None:
+        try:
+            if file.stat().st_ctime <= read_at:
+                file.unlink()
+                file.parent.rmdir()
+        except OSError:  # already gone, or the folder holds another upload
+            pass
+
+    timer = threading.Timer(READ_GRACE, delete)
+    timer.daemon = True  # shutdown does not wait: the cache is emptied then anyway
+    timer.start()
+
+
 def read_upload(path: str, cache_dir: Path, max_bytes: int) -> bytes:
-    """The bytes of an upload in Gradio's cache (deleted on UPLOAD_SWEEP's schedule); gr.Error in words otherwise."""
+    """The bytes of an upload in Gradio's cache (deleted READ_GRACE seconds later); gr.Error in words otherwise."""
     file = Path(path).resolve()
     if not file.is_relative_to(cache_dir.resolve()):  # Gradio refuses these earlier; read nothing else
         raise user_error("Upload the picture through this page or its API.")
     try:
         with open(file, "rb") as f:
             data = f.read(max_bytes + 1)
-    except OSError:
+    except OSError:  # deleted by hand, or an upload no request read within UPLOAD_SWEEP's hour
         raise user_error("The picture was deleted before its turn came; please send it again.") from None
+    delete_after_read(file, time.time())
     if len(data) > max_bytes:
         raise user_error(f"The picture is larger than {max_bytes // 2**20} MB.")
     return data
@@ -360,7 +383,7 @@ def failed_status() -> str:
 def build_demo(models: Models) -> Any:
     """The Blocks app bound to loaded models (call fresh_cache_dir first when serving it)."""
     emotion_choices = [(FACE, FACE)] + [(DISPLAY_NAMES[e], e) for e in EMOTIONS]
-    # delete_cache also deletes every upload Gradio recorded at shutdown; fresh_cache_dir does the rest.
+    # delete_cache: unread uploads, and at shutdown every upload Gradio recorded; fresh_cache_dir does the rest.
     with gr.Blocks(title="emoreply", delete_cache=UPLOAD_SWEEP) as demo:
         detected = gr.State(None)
         smoothed = gr.State(None)

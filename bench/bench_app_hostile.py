@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> str:
             outcomes = list(pool.map(read_face, hostile_clients * 2, pictures))
         after_hostile = rss_mb()
         live_wait = abandoned_live_wait(url, face)
-        time.sleep(sum(app.UPLOAD_SWEEP) + 1)
+        time.sleep(app.READ_GRACE + 1)  # every upload here was read: all deleted by now
         left_after_sweep = cached_files(app.CACHE_DIR)
     finally:
         demo.close()

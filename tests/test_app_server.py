@@ -57,8 +57,8 @@ def cached_files(folder: Path) -> list[Path]:
 
 
 def wait_until_empty(folder: Path) -> list[Path]:
-    """The files still in ``folder`` once Gradio's scheduled sweep has had its time (app.UPLOAD_SWEEP)."""
-    deadline = time.monotonic() + sum(app.UPLOAD_SWEEP) + 5
+    """The files still in ``folder`` once every upload read by a request has had its time (app.READ_GRACE)."""
+    deadline = time.monotonic() + app.READ_GRACE + 5
     while cached_files(folder) and time.monotonic() < deadline:
         time.sleep(0.5)
     return cached_files(folder)
@@ -244,6 +244,23 @@ def test_four_abandoned_live_streams_free_live_within_seconds(server, face_rgb):
     assert time.monotonic() - start < 5
 
 
+def test_an_upload_is_deleted_seconds_after_it_is_read_whatever_its_age(cache_dir, monkeypatch):
+    monkeypatch.setattr(app, "READ_GRACE", 0.5)
+    queued, again = cache_dir / "queued" / "photo.png", cache_dir / "again" / "photo.png"
+    for file in (queued, again):
+        file.parent.mkdir()
+        file.write_bytes(b"picture")
+    assert app.read_upload(str(queued), cache_dir, 100) == b"picture"
+    assert app.read_upload(str(again), cache_dir, 100) == b"picture"
+    assert queued.exists()  # the page may still be fetching it to show it
+    again.unlink()
+    again.write_bytes(b"picture")  # the same bytes uploaded again, for a request still queued
+    time.sleep(1.5)
+    assert not queued.parent.exists() and again.exists()
+    again.unlink()
+    again.parent.rmdir()
+
+
 def test_an_upload_never_submitted_is_gone_after_shutdown(server, cache_dir, tiny_emotion_model_dir, tiny_model_dir):
     import httpx
 
@@ -331,6 +348,9 @@ def test_browser_snapshot_then_draft(server, face_rgb, tmp_path, cache_dir):
         # Capture only once the fake camera is playing, or the snapshot is empty.
         page.locator('button[aria-label="capture photo"]').first.click()
         page.get_by_text("Detected:").wait_for()
+        # The page shows the snapshot from the server's copy, which outlives the read by READ_GRACE.
+        shown = page.locator("div.block").filter(has_text="Webcam or photo").locator("img").first
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=shown.element_handle())
         preview_src = page.locator("div.block").filter(has_text="Face used").locator("img").first.get_attribute("src")
         page.get_by_label("Message you received").fill(MESSAGE)
         page.get_by_role("button", name="Draft reply").click()

@@ -192,6 +192,12 @@ def test_missing_and_corrupt_model_folders(tiny_model_dir, tmp_path):
     empty.mkdir()
     with pytest.raises(ModelLoadError, match=f"{empty}.*config.json"):
         ReplyDrafter.from_pretrained(empty)
+    for name in ("tokenizer.json", "tokenizer_config.json"):  # not "install sentencepiece": the file, by name
+        partial = tmp_path / f"no-{name}"
+        shutil.copytree(tiny_model_dir, partial)
+        (partial / name).unlink()
+        with pytest.raises(ModelLoadError, match=f"{partial} is incomplete: missing {name}$"):
+            ReplyDrafter.from_pretrained(partial)
     corrupt = tmp_path / "corrupt"
     shutil.copytree(tiny_model_dir, corrupt)
     (corrupt / "model.safetensors").write_bytes(b"not really weights")

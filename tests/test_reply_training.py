@@ -143,6 +143,14 @@ def test_resume_continues_from_the_last_epoch(dailydialog_dir, tiny_config, tmp_
     assert (out / "tokenizer.json").read_text() == tokenizer_before  # reused, not retrained
 
 
+def test_a_new_run_in_a_folder_holding_another_run_stops_at_once(dailydialog_dir, scratch_run):
+    out, _ = scratch_run
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    with pytest.raises(SystemExit, match="--resume_from_checkpoint latest .*--overwrite_output_dir"):
+        run(dailydialog_dir, out, "--model_name_or_path", str(out), "--num_epochs", "1")
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # nothing written, nothing deleted
+
+
 def test_scratch_needs_a_tokenizer(tiny_config, tmp_path):
     with pytest.raises(SystemExit):
         train_script.parse_args(["--output_dir", str(tmp_path), "--config_name", str(tiny_config)])

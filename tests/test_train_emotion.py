@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
+from accelerate.utils.other import load as accelerate_load
 
 from emoreply.reader import EmotionReader
-from emoreply.training.common import sorted_checkpoints
+from emoreply.training.common import TrainerState, resolve_checkpoint, save_checkpoint, sorted_checkpoints
 
 from .conftest import load_script
 
@@ -132,6 +134,10 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(fer_folder, tmp_path):
         assert a["val_accuracy"] == pytest.approx(b["val_accuracy"], abs=1e-6)
     averaged = [json.loads((d / "training_history.json").read_text())["averaged"] for d in (resumed, straight)]
     assert averaged[0] == pytest.approx(averaged[1])
+    # Nothing a resume reads needs unpickling code: accelerate's own files load weights-only too.
+    assert not list(resumed.glob("checkpoints/*/custom_checkpoint_*.pkl"))
+    for file in [*resumed.glob("checkpoints/*/*.bin"), *resumed.glob("checkpoints/*/*.pkl")]:
+        accelerate_load(file)  # weights_only=True, numpy's RNG state types allowed
 
 
 def test_weight_averaging_exports_the_mean_of_the_epochs_when_it_wins(fer_folder, tmp_path):
@@ -142,8 +148,8 @@ def test_weight_averaging_exports_the_mean_of_the_epochs_when_it_wins(fer_folder
     averaged = json.loads((out / "training_history.json").read_text())["averaged"]
     assert averaged["first_epoch"] == 2 and averaged["last_epoch"] == 3 and 0 <= averaged["val_accuracy"] <= 1
     epochs = [load_file(out / "checkpoints" / f"epoch_{n}" / "model.safetensors") for n in (2, 3)]
-    # The running mean lives in the checkpoint (our own file, read weights-only): n = 2, the mean of 2 and 3.
-    swa = torch.load(out / "checkpoints" / "epoch_3" / "custom_checkpoint_0.pkl", weights_only=True)
+    # The running mean lives in the checkpoint as safetensors (no pickle): n = 2, the mean of 2 and 3.
+    swa = load_file(out / "checkpoints" / "epoch_3" / "swa.safetensors")
     assert swa["n_averaged"].item() == 2
     for key, first in epochs[0].items():
         if key.endswith(".weight") and first.is_floating_point():
@@ -160,6 +166,43 @@ def test_weight_averaging_exports_the_mean_of_the_epochs_when_it_wins(fer_folder
         if key.endswith(".weight"):
             torch.testing.assert_close(exported[key], expected[key])
     assert "Weight averaging (SWA): the mean of the weights after epochs 2-3" in (out / "README.md").read_text()
+
+
+def test_a_new_run_in_a_folder_holding_another_run_stops_or_starts_over(fer_folder, tmp_path):
+    out = tmp_path / "run"
+    run(fer_folder, out, "--num_epochs", "3")  # the older run: epoch_2 and epoch_3 kept
+    old_id = json.loads((sorted_checkpoints(out)[-1] / "trainer_state.json").read_text())["run_id"]
+    with pytest.raises(SystemExit) as refused:
+        run(fer_folder, out, "--num_epochs", "1")
+    message = str(refused.value.code)
+    assert "\n" not in message and str(out) in message
+    assert "--resume_from_checkpoint latest" in message and "--overwrite_output_dir" in message
+    assert [c.name for c in sorted_checkpoints(out)] == ["epoch_2", "epoch_3"]  # untouched
+    run(fer_folder, out, "--num_epochs", "1", "--overwrite_output_dir")
+    (only,) = sorted_checkpoints(out)
+    state = json.loads((only / "trainer_state.json").read_text())
+    assert only.name == "epoch_1" and state["run_id"] not in ("", old_id)
+    history = json.loads((out / "training_history.json").read_text())
+    assert history["best_epoch"] == 1 and len(history["history"]) == 1  # the card reports this run
+
+
+def test_pruning_keeps_this_runs_checkpoints_whatever_another_run_left(tmp_path):
+    class OneProcess:  # save_checkpoint's view of an Accelerator: only the bookkeeping is under test
+        is_main_process = True
+
+        def save_state(self, folder: str) -> None:
+            Path(folder).mkdir(parents=True)
+
+        def wait_for_everyone(self) -> None:
+            pass
+
+    for epoch in (5, 6):
+        save_checkpoint(OneProcess(), TrainerState(run_id="old", epoch=epoch), tmp_path)
+    for epoch in (1, 2, 3):
+        save_checkpoint(OneProcess(), TrainerState(run_id="new", epoch=epoch), tmp_path, keep=2)
+    assert [c.name for c in sorted_checkpoints(tmp_path)] == ["epoch_2", "epoch_3", "epoch_5", "epoch_6"]
+    with pytest.raises(SystemExit, match="several runs"):  # "latest" would be a guess
+        resolve_checkpoint("latest", tmp_path)
 
 
 def test_corrupt_checkpoint_is_named_in_the_error(fer_folder, tmp_path):

@@ -34,11 +34,11 @@ from emoreply.emotion_cnn import EMOTIONS, EmotionCNNConfig, EmotionCNNForImageC
 from emoreply.training.common import (
     TrainerState,
     add_common_args,
-    load_checkpoint,
+    check_output_dir,
     parse_with_preset,
-    resolve_checkpoint,
     save_args,
     save_checkpoint,
+    start_state,
 )
 from emoreply.training.data_sources import add_dataset_arg, check_dataset
 from emoreply.training.distributed import map_sharded, process_seed, reduce_sums, start_processes
@@ -131,13 +131,9 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     # SWA: a running mean of the weights at each epoch's end; saved in checkpoints, so it resumes too.
     swa = AveragedModel(accelerator.unwrap_model(model)) if args.swa_start_epoch else None
-    if swa is not None:
-        accelerator.register_for_checkpointing(swa)
+    extra = {"swa": swa} if swa is not None else None
 
-    state = TrainerState()
-    if args.resume_from_checkpoint and (ckpt := resolve_checkpoint(args.resume_from_checkpoint, output_dir)):
-        state = load_checkpoint(accelerator, ckpt)
-        logger.info("resumed from %s after epoch %d", ckpt, state.epoch)
+    state = start_state(accelerator, args, extra)
     if accelerator.is_main_process:
         save_args(args, output_dir)
 
@@ -186,7 +182,7 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
         if state.update(metrics, "val_accuracy", greater_is_better=True) and accelerator.is_main_process:
             accelerator.unwrap_model(model).save_pretrained(output_dir)
             processor.save_pretrained(output_dir)
-        save_checkpoint(accelerator, state, output_dir, keep=args.keep_checkpoints)
+        save_checkpoint(accelerator, state, output_dir, keep=args.keep_checkpoints, extra=extra)
         accelerator.print(
             f"epoch {metrics['epoch']}: train_loss {metrics['train_loss']:.4f} "
             f"val_acc {metrics['val_accuracy']:.4f} ({seconds:.0f}s, {metrics['train_images_per_second']:.0f} img/s) "
@@ -295,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     state = start_processes()  # a real multi-process run, or a one-line refusal
     check_dataset(args.dataset, "fer2013")
+    check_output_dir(args, state)
     if args.push_to_hub:  # seconds now, not a failure after training; checked once, the verdict shared
         args.hub_model_id = preflight_hub_push(args, state)
     train_x, train_y = load_fer_split(args.dataset, "train", args.max_train_samples)

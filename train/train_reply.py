@@ -65,11 +65,11 @@ from emoreply.reply.tokenizer import train_tokenizer
 from emoreply.training.common import (
     TrainerState,
     add_common_args,
-    load_checkpoint,
+    check_output_dir,
     parse_with_preset,
-    resolve_checkpoint,
     save_args,
     save_checkpoint,
+    start_state,
 )
 from emoreply.training.data_sources import add_dataset_arg, check_dataset
 from emoreply.training.distributed import process_seed, reduce_sums, start_processes
@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> TrainerState:
     args = parse_args(argv)
     launch = start_processes()  # a real multi-process run, or a one-line refusal
     check_dataset(args.dataset, "dailydialog")
+    check_output_dir(args, launch)
     if args.push_to_hub:  # seconds now, not a failure after training
         args.hub_model_id = preflight_hub_push(args, launch)
     accelerator = Accelerator(
@@ -275,10 +276,7 @@ def main(argv: list[str] | None = None) -> TrainerState:
     )
     model.config = accelerator.unwrap_model(model).config  # DDP hides it; token_losses reads it
 
-    state = TrainerState()
-    if args.resume_from_checkpoint and (ckpt := resolve_checkpoint(args.resume_from_checkpoint, output_dir)):
-        state = load_checkpoint(accelerator, ckpt)
-        logger.info("resumed from %s after epoch %d", ckpt, state.epoch)
+    state = start_state(accelerator, args)
     if accelerator.is_main_process:
         save_args(args, output_dir)
 

@@ -83,7 +83,7 @@ def load_reply_model(source: str | Path, what: str = "reply model") -> tuple[Any
         auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
         return auto.from_pretrained(name, dtype=torch.float32), AutoTokenizer.from_pretrained(name)
 
-    return load_pretrained(load, source, what, required=("config.json",))
+    return load_pretrained(load, source, what, required=("config.json", "tokenizer.json", "tokenizer_config.json"))
 
 
 def _load_adapter(folder: Path, what: str) -> tuple[Any, Any]:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: the Hub helpers here need no torch
+    import torch
 
 STATE_FILE = "trainer_state.json"
+logger = logging.getLogger(__name__)
 
 
 def parse_with_preset(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,6 +41,7 @@ def save_args(args: argparse.Namespace, folder: str | Path) -> None:
 class TrainerState:
     """What a resumed run needs beyond the weights, optimizer and RNG (which save_state keeps)."""
 
+    run_id: str = ""  # which run wrote a checkpoint, so that a run never prunes or resumes another's
     epoch: int = 0  # epochs completed
     best_metric: float | None = None
     best_epoch: int = 0
@@ -57,14 +64,31 @@ class TrainerState:
         return improved
 
 
-def save_checkpoint(accelerator: Any, state: TrainerState, output_dir: str | Path, keep: int = 2) -> Path:
-    """``accelerator.save_state`` + our state into checkpoints/epoch_N; keep the newest ``keep``."""
+def save_checkpoint(
+    accelerator: Any,
+    state: TrainerState,
+    output_dir: str | Path,
+    keep: int = 2,
+    extra: dict[str, torch.nn.Module] | None = None,
+) -> Path:
+    """``accelerator.save_state`` + our state into checkpoints/epoch_N; keep this run's newest ``keep``.
+
+    ``extra``: modules outside the training loop (the SWA average), saved as ``NAME.safetensors``
+    rather than through ``register_for_checkpointing``, whose pickle accelerate loads with
+    ``weights_only=False``.
+    """
+    from safetensors.torch import save_file
+
     folder = Path(output_dir) / "checkpoints" / f"epoch_{state.epoch}"
     accelerator.save_state(str(folder))
     if accelerator.is_main_process:
+        for name, module in (extra or {}).items():
+            # channels_last weights are not contiguous, which safetensors refuses
+            save_file({k: v.contiguous() for k, v in module.state_dict().items()}, folder / f"{name}.safetensors")
         # Written last: a checkpoint without this file was interrupted and is never resumed from.
         (folder / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
-        for old in sorted_checkpoints(output_dir)[:-keep]:
+        # Only this run's: another run's higher epoch numbers must not count as newer.
+        for old in [c for c in sorted_checkpoints(output_dir) if checkpoint_run(c) == state.run_id][:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return folder
@@ -76,10 +100,20 @@ def sorted_checkpoints(output_dir: str | Path) -> list[Path]:
     return sorted(folders, key=lambda p: int(p.name.split("_")[1]))
 
 
+def checkpoint_run(folder: Path) -> str:
+    """The run id a complete checkpoint was written by ("" for checkpoints older than run ids)."""
+    return json.loads((folder / STATE_FILE).read_text()).get("run_id", "")
+
+
 def resolve_checkpoint(spec: str, output_dir: str | Path) -> Path | None:
     """``latest`` -> the newest complete checkpoint in output_dir (None if none); else a path."""
     if spec == "latest":
         found = sorted_checkpoints(output_dir)
+        if len({checkpoint_run(c) for c in found}) > 1:  # epoch numbers of different runs say nothing about age
+            raise SystemExit(
+                f"{Path(output_dir) / 'checkpoints'} holds checkpoints of several runs; "
+                "name the one to resume: --resume_from_checkpoint FOLDER"
+            )
         return found[-1] if found else None
     path = Path(spec)
     if not (path / STATE_FILE).exists():
@@ -87,13 +121,58 @@ def resolve_checkpoint(spec: str, output_dir: str | Path) -> Path | None:
     return path
 
 
-def load_checkpoint(accelerator: Any, folder: Path) -> TrainerState:
-    """Restore weights, optimizer, scheduler and RNG states; return our bookkeeping."""
+def load_checkpoint(accelerator: Any, folder: Path, extra: dict[str, torch.nn.Module] | None = None) -> TrainerState:
+    """Restore weights, optimizer, scheduler and RNG states (and ``extra``, see save_checkpoint);
+    return our bookkeeping."""
+    from safetensors.torch import load_file
+
     try:
         accelerator.load_state(str(folder))
+        for name, module in (extra or {}).items():
+            module.load_state_dict(load_file(folder / f"{name}.safetensors"))
     except Exception as err:  # a truncated file: say which checkpoint, not a deep stack trace
         raise RuntimeError(f"Checkpoint {folder} is corrupt or incomplete: {err}") from err
     return TrainerState(**json.loads((folder / STATE_FILE).read_text()))
+
+
+def start_state(
+    accelerator: Any, args: argparse.Namespace, extra: dict[str, torch.nn.Module] | None = None
+) -> TrainerState:
+    """The state of the checkpoint ``--resume_from_checkpoint`` names (loaded), or of a new run: a
+    fresh run id, the same on every process."""
+    if args.resume_from_checkpoint and (ckpt := resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)):
+        state = load_checkpoint(accelerator, ckpt, extra)
+        logger.info("resumed from %s after epoch %d", ckpt, state.epoch)
+        return state
+    run_id = [uuid.uuid4().hex[:12]]
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(run_id)
+    return TrainerState(run_id=run_id[0])
+
+
+def check_output_dir(args: argparse.Namespace, launch: Any) -> None:
+    """Before anything is written: a new run into a folder holding another run's checkpoints stops with
+    one line saying how to go on, or with ``--overwrite_output_dir`` removes that folder first.
+
+    ``launch``: accelerate's PartialState; only the main process removes, and the others wait for it.
+    """
+    output_dir = Path(args.output_dir)
+    holds_run = any((output_dir / "checkpoints").glob("epoch_*"))
+    if holds_run and not args.resume_from_checkpoint:
+        if not args.overwrite_output_dir:
+            raise SystemExit(
+                f"{output_dir} holds the checkpoints of another run: pass --resume_from_checkpoint latest to "
+                "continue it, --overwrite_output_dir to delete it (checkpoints and exported model) and start "
+                "over, or choose another --output_dir"
+                if launch.is_main_process
+                else 1
+            )
+        if launch.is_main_process:
+            logger.info("--overwrite_output_dir: deleting %s", output_dir)
+            shutil.rmtree(output_dir)
+    launch.wait_for_everyone()  # nobody writes into the folder before it is gone
 
 
 def push_folder_to_hub(folder: str | Path, repo_id: str, token: str | None = None, private: bool = False) -> str:
@@ -126,6 +205,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_train_samples", type=int, help="smoke runs: cap the training set")
     parser.add_argument("--max_eval_samples", type=int, help="smoke runs: cap validation and test sets")
     parser.add_argument("--resume_from_checkpoint", help="a checkpoint folder, or 'latest' in output_dir")
+    parser.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="output_dir holds another run's checkpoints: delete the folder and start a new run there",
+    )
     parser.add_argument("--keep_checkpoints", type=int, default=2)
     parser.add_argument("--push_to_hub", action="store_true")
     parser.add_argument("--hub_model_id", help="user/name on the Hub (with --push_to_hub)")
