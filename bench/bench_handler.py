@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--t5_tokenizer", default="../shared/models/t5-small-tokenizer")
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")
+    parser.add_argument("--repeat", type=int, help="timed repeats per row (default 30; 3 with --quick)")
     args = parser.parse_args(argv)
-    repeat = 3 if args.quick else 30
+    repeat = args.repeat or (3 if args.quick else 30)
     rows = rows_for("default", partial(app.load_models, None, None, None), repeat)
     rows.append(rss_row("default responder, base = adapter off", None, "", "fp32"))
     with tempfile.TemporaryDirectory() as tmp:

@@ -180,8 +180,9 @@ def main(argv: list[str] | None = None) -> str:
         help="the real t5-small tokenizer (32k vocabulary) for the t5-small-sized model",
     )
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")
+    parser.add_argument("--repeat", type=int, help="timed repeats per row (default 30; 3 with --quick)")
     args = parser.parse_args(argv)
-    repeat = 3 if args.quick else 30
+    repeat = args.repeat or (3 if args.quick else 30)
     steps = 3 if args.quick else 20
     default = variants(str(resolve_reply_model(args.model)))
     rows = rows_for("default responder", default, repeat, fixed_length=False)
