@@ -181,13 +181,16 @@ def main(argv: list[str] | None = None) -> str:
     )
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")
     parser.add_argument("--repeat", type=int, help="timed repeats per row (default 30; 3 with --quick)")
+    parser.add_argument("--default_only", action="store_true", help="only the default responder's rows")
     args = parser.parse_args(argv)
     repeat = args.repeat or (3 if args.quick else 30)
     steps = 3 if args.quick else 20
     default = variants(str(resolve_reply_model(args.model)))
     rows = rows_for("default responder", default, repeat, fixed_length=False)
-    rows.append(sweep_ratios_row("default responder", default["fp32"], app.EXAMPLE_MESSAGES, max(3, repeat // 3)))
     rows += rows_for("default responder, fixed length", default, max(3, repeat // 2), fixed_length=True)
+    if args.default_only:
+        return _print(table(rows, _title(), ratio="time ÷ one fp32 reply"))
+    rows.append(sweep_ratios_row("default responder", default["fp32"], app.EXAMPLE_MESSAGES, max(3, repeat // 3)))
     del default
     t5 = variants(str(resolve_reply_model("t5")))
     rows += rows_for("compact T5", t5, repeat, fixed_length=False)
@@ -196,8 +199,14 @@ def main(argv: list[str] | None = None) -> str:
     rows += rows_for("t5-small-sized (random)", sized, max(3, repeat // 2), fixed_length=True, one_thread=True)
     rows.append(training_row("compact T5", t5[PLAIN].model, steps))  # trainable nn.Linear layers
     rows.append(training_row("t5-small-sized", sized[PLAIN].model, max(3, steps // 4)))
-    title = f"Reply drafter, torch {torch.__version__}, {torch.get_num_threads()} threads"
-    out = table(rows, title, ratio="time ÷ one fp32 reply")
+    return _print(table(rows, _title(), ratio="time ÷ one fp32 reply"))
+
+
+def _title() -> str:
+    return f"Reply drafter, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def _print(out: str) -> str:
     print(out)
     return out
 

@@ -203,3 +203,14 @@ def test_missing_and_corrupt_model_folders(tiny_model_dir, tmp_path):
     (corrupt / "model.safetensors").write_bytes(b"not really weights")
     with pytest.raises(ModelLoadError, match=str(corrupt)):
         ReplyDrafter.from_pretrained(corrupt)
+
+
+def test_bundled_reply_models_carry_the_apps_decoding_settings():
+    import json
+
+    from emoreply.reply import REPLY_MODELS
+
+    for folder, _ in REPLY_MODELS.values():
+        config = json.loads((folder / "generation_config.json").read_text())
+        assert config["no_repeat_ngram_size"] == 3 and config["max_new_tokens"] == 20, folder
+        assert config["do_sample"] is False and config["num_beams"] == 1, folder
