@@ -106,16 +106,26 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--t5_tokenizer", default="../shared/models/t5-small-tokenizer")
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")
     parser.add_argument("--repeat", type=int, help="timed repeats per row (default 30; 3 with --quick)")
+    parser.add_argument("--default_only", action="store_true", help="only the default models' rows")
     args = parser.parse_args(argv)
     repeat = args.repeat or (3 if args.quick else 30)
     rows = rows_for("default", partial(app.load_models, None, None, None), repeat)
     rows.append(rss_row("default responder, base = adapter off", None, "", "fp32"))
     with tempfile.TemporaryDirectory() as tmp:
+        if args.default_only:
+            return _print(table(rows, _title()))
         tuned, base = t5_small_sized_folders(args.t5_tokenizer, Path(tmp))
         rows += rows_for("t5-small-sized", partial(app.load_models, None, tuned, base), max(3, repeat // 2))
         for precision in ("fp32", "int8", "bf16"):
             rows.append(rss_row("both t5-small-sized models", tuned, base, precision))
-    out = table(rows, f"App handler end to end, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    return _print(table(rows, _title()))
+
+
+def _title() -> str:
+    return f"App handler end to end, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def _print(out: str) -> str:
     print(out)
     return out
 

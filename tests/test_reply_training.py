@@ -201,7 +201,7 @@ def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tiny_
             "--relevance_contexts",
             "8",
             "--relevance_set_size",
-            "4",
+            "2",
             "--batch_size",
             "8",
             "--max_new_tokens",
@@ -214,7 +214,8 @@ def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tiny_
     )
     saved = json.loads((out / "eval_results.json").read_text())
     assert saved["num_pairs"] == 12 and saved["num_sweep_contexts"] == 2 and saved["precision"] == "fp32"
-    assert saved["relevance_contexts"] == 8 and saved["relevance_set_size"] == 4
+    # Only the first pair of each dialogue is ranked (4 of the first 12 pairs): 2 sets of 2.
+    assert saved["relevance_contexts"] == 4 and saved["relevance_set_size"] == 2
     assert set(saved["rows"]) == {"fine_tuned", "no_emotion", "base", str(model_dir), "references"}
     for key, row in saved["rows"].items():
         assert 0 <= row["relevance_top1"] <= 1 and row["relevance_top1_vs_references"] >= 0, key

@@ -138,18 +138,31 @@ def loss_per_word(drafter: ReplyDrafter, pairs, with_emotion: bool, args) -> dic
     }
 
 
+def relevance_pairs(pairs, args) -> list[int]:
+    """Indices of the pairs scored for relevance: the first pair of each dialogue only, whole sets.
+
+    Within a dialogue the reference reply of one pair is the message of the next, and a scorer finds
+    a text most likely after itself: two pairs of one dialogue in a set would be ranked by that echo.
+    """
+    contexts, responses = pairs["context"], pairs["response"]
+    first = [i for i in range(len(pairs)) if i == 0 or contexts[i] != responses[i - 1]]
+    n = min(args.relevance_contexts, len(first)) // args.relevance_set_size * args.relevance_set_size
+    return first[:n]
+
+
 def relevance_scores(scorer, tokenizer, pairs, replies: dict[str, list[str]], args) -> dict[str, dict[str, float]]:
     """Top-1 identification and PMI per row (see the module docstring), averaged over the sets."""
-    n, size = args.relevance_contexts, args.relevance_set_size
-    n = min(n, len(pairs)) // size * size
-    contexts, histories = list(pairs["context"][:n]), list(pairs["history"][:n])
+    chosen = relevance_pairs(pairs, args)
+    size = args.relevance_set_size
+    contexts = [pairs["context"][i] for i in chosen]
+    histories = [pairs["history"][i] for i in chosen]
     per_row: dict[str, list[dict[str, float]]] = {k: [] for k in replies}
-    for start in tqdm(range(0, n, size), desc="relevance", leave=False, disable=args.no_progress):
+    for start in tqdm(range(0, len(chosen), size), desc="relevance", leave=False, disable=args.no_progress):
         window = range(start, start + size)
         prompts = [format_prompt(contexts[i], None, histories[i], tokenizer) for i in window]
         # One pass per context for every row: the rows' replies share the context's key/value cache.
         keys = list(replies)
-        rows = [[replies[k][j] for k in keys for j in window] for _ in window]
+        rows = [[replies[k][chosen[j]] for k in keys for j in window] for _ in window]
         scores = reply_logprobs(scorer, tokenizer, prompts, rows)  # (size, len(keys) * size)
         for r, key in enumerate(keys):
             block = scores[:, r * size : (r + 1) * size]
@@ -249,9 +262,7 @@ def main(argv: list[str] | None = None) -> dict:
         "split": args.split,
         "num_pairs": len(pairs),
         "num_sweep_contexts": min(args.max_sweep_samples, len(pairs)),
-        "relevance_contexts": min(args.relevance_contexts, len(pairs))
-        // args.relevance_set_size
-        * args.relevance_set_size,
+        "relevance_contexts": len(relevance_pairs(pairs, args)) if args.relevance_contexts else 0,
         "relevance_set_size": args.relevance_set_size,
         "relevance_scorer": str(args.scorer or "HuggingFaceTB/SmolLM2-135M-Instruct (no adapter)"),
         "max_new_tokens": args.max_new_tokens,
