@@ -18,23 +18,12 @@ from emoreply.reply.metrics import token_losses
 from emoreply.reply.prompt import chat_messages, format_prompt
 
 from .conftest import TINY_LLAMA
+from .test_reply_drafter import count_generate
 
 
 @pytest.fixture(scope="module")
 def drafter(tiny_adapter_dir) -> ReplyDrafter:
     return ReplyDrafter.from_pretrained(tiny_adapter_dir, device="cpu", max_new_tokens=6)
-
-
-def record_generate(monkeypatch, model) -> list[dict]:
-    calls: list[dict] = []
-    original = model.generate
-
-    def wrapped(**kwargs):
-        calls.append(kwargs)
-        return original(**kwargs)
-
-    monkeypatch.setattr(model, "generate", wrapped)
-    return calls
 
 
 def test_chat_messages_ask_for_the_tone_and_alternate_turns():
@@ -58,7 +47,7 @@ def test_training_pairs_and_drafter_feed_the_same_tokens(drafter, dailydialog_di
     tokenized = tokenize_pairs(pairs, drafter.tokenizer)
     prompt, truncated = drafter.prompt(pairs["context"][0], pairs["emotion"][0])
     assert prompt == pairs["prompt"][0] and not truncated
-    calls = record_generate(monkeypatch, drafter.model)
+    calls = count_generate(monkeypatch, drafter.model)
     drafter.draft(pairs["context"][0], pairs["emotion"][0])
     assert calls[0]["input_ids"][0].tolist() == tokenized[0]["input_ids"]
     assert tokenized[0]["labels"][-1] == drafter.tokenizer.eos_token_id  # the reply is trained to end its turn
@@ -94,7 +83,7 @@ def test_base_drafter_shares_the_weights_and_switches_the_adapter_off(drafter, t
 def test_compare_is_one_batched_call_with_mixed_adapters(drafter, monkeypatch):
     base = drafter.base_drafter()
     expected = (drafter.draft("Hi there", "happy").text, base.draft("Hi there", "happy").text)
-    calls = record_generate(monkeypatch, drafter.model)
+    calls = count_generate(monkeypatch, drafter.model)
     result = compare(drafter, base, "Hi there", "happy")
     assert len(calls) == 1 and calls[0]["adapter_names"] == ["default", "__base__"]
     assert (result.fine_tuned.text, result.base) == expected and result.base_error is None
@@ -103,7 +92,7 @@ def test_compare_is_one_batched_call_with_mixed_adapters(drafter, monkeypatch):
 
 
 def test_sweep_is_one_generate_call_of_seven_chats(drafter, monkeypatch):
-    calls = record_generate(monkeypatch, drafter.model)
+    calls = count_generate(monkeypatch, drafter.model)
     replies = drafter.sweep("How is your day going?")
     assert list(replies) == list(EMOTIONS) and len(calls) == 1 and calls[0]["input_ids"].shape[0] == 7
     assert calls[0]["no_repeat_ngram_size"] == 3 and calls[0]["do_sample"] is False
