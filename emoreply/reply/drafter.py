@@ -1,4 +1,4 @@
-"""ReplyDrafter: draft a reply to a text message in a chosen emotion with the fine-tuned T5."""
+"""ReplyDrafter: draft a reply to a text message in a chosen emotion with a fine-tuned reply model."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from ..emotion_cnn import EMOTIONS, check_emotion
 from ..loading import PRETRAINED_DIR, ModelLoadError, load_pretrained
@@ -37,6 +38,8 @@ NO_REPEAT_NGRAM_SIZE = 3
 # A draft that repeats the message ("Thank you." -> "Thank you.") is no reply: such drafts (0.13% of
 # the bundled model's greedy test replies) are replaced by the best of this many beams that does not.
 COPY_GUARD_BEAMS = 4
+# Emotion guidance scale a model folder's generation_config.json may set (absent: 0, off); see EmotionGuidance.
+GUIDANCE_KEY = "emotion_guidance"
 ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"  # peft's file names
 # Weight formats for inference: as trained, bfloat16 (half the bytes), int8 Linear weights (a quarter).
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -59,6 +62,37 @@ class Comparison:
     fine_tuned: Draft
     base: str | None
     base_error: str | None
+
+
+class EmotionGuidance(LogitsProcessor):
+    """Classifier-free guidance toward the requested emotion (Sanchez et al. 2023, "Stay on topic with CFG").
+
+    Fine-tuning alone lets a small LM answer the message but barely changes the reply with the
+    emotion asked for. Guidance amplifies exactly what the emotion changes: each guided row scores
+    ``log p(t | emotion) + scale * (log p(t | emotion) - log p(t | no emotion))``, where the second
+    term comes from a *twin* row, the same chat without the emotion fed the same reply so far.
+
+    The batch holds ``guided`` items, then ``plain`` ones (scored as they are), then one twin per
+    guided item, each item expanded to ``k`` rows (beams x returned sequences) by ``generate``.
+    Twins get their guided row's scores, so greedy and beam search pick the same tokens for both and
+    they stay in step (sampling would not: it is run without guidance). Runs after the other
+    processors: tokens they ban in the guided row stay banned; a twin's own bans are ignored.
+    """
+
+    def __init__(self, scale: float, guided: int, plain: int) -> None:
+        self.scale, self.guided, self.plain = scale, guided, plain
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        k = scores.shape[0] // (2 * self.guided + self.plain)  # rows per item
+        g, twins = self.guided * k, (self.guided + self.plain) * k
+        cond = scores[:g].float().log_softmax(-1)  # (G, V)
+        free = scores[twins:].float().log_softmax(-1)  # (G, V)
+        free = torch.where(torch.isfinite(free), free, cond)  # a twin-only ban is no evidence
+        guided = torch.where(torch.isfinite(cond), cond + self.scale * (cond - free), cond)
+        scores = scores.clone()
+        scores[:g] = guided.to(scores.dtype)
+        scores[twins:] = scores[:g]
+        return scores
 
 
 def _emotion_name(emotion: str | None) -> str | None:
@@ -105,9 +139,10 @@ def _load_adapter(folder: Path, what: str) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def save_decoding_settings(folder: str | Path, model: Any, tokenizer: Any) -> None:
+def save_decoding_settings(folder: str | Path, model: Any, tokenizer: Any, emotion_guidance: float = 0.0) -> None:
     """``generation_config.json`` with the app's greedy decoding, so plain ``generate`` gives the app's
-    replies (not the loops a small model falls into without ``no_repeat_ngram_size``)."""
+    replies (not the loops a small model falls into without ``no_repeat_ngram_size``). ``emotion_guidance``
+    > 0 is stored for :class:`ReplyDrafter` (plain ``generate`` ignores it: see :class:`EmotionGuidance`)."""
     config = copy.deepcopy(model.generation_config)  # keeps what the architecture needs (T5's decoder start)
     config.update(
         max_new_tokens=MAX_NEW_TOKENS,
@@ -117,7 +152,21 @@ def save_decoding_settings(folder: str | Path, model: Any, tokenizer: Any) -> No
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+    config._from_model_config = False  # our settings now, and loading keeps extra keys only for such configs
+    if emotion_guidance:
+        setattr(config, GUIDANCE_KEY, emotion_guidance)
     config.save_pretrained(folder)
+
+
+def saved_emotion_guidance(source: str | Path) -> float:
+    """The emotion guidance scale a model folder (or Hub id) stores in its generation config; 0 if none."""
+    from transformers import GenerationConfig
+
+    try:
+        config = GenerationConfig.from_pretrained(source)
+    except OSError:  # no generation_config.json (or no network for a Hub id): no guidance
+        return 0.0
+    return float(getattr(config, GUIDANCE_KEY, 0.0) or 0.0)
 
 
 def quantize_int8(model: Any) -> Any:
@@ -193,7 +242,10 @@ class ReplyDrafter:
         name: str | None = None,
         use_adapter: bool = True,
         lock: threading.Lock | None = None,
+        emotion_guidance: float = 0.0,
     ) -> None:
+        if emotion_guidance < 0:
+            raise ValueError(f"emotion_guidance must be >= 0 (0: off), got {emotion_guidance}.")
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_new_tokens = max_new_tokens
         self.max_source_tokens = max_source_tokens
@@ -201,6 +253,7 @@ class ReplyDrafter:
         self.avoid_copies = avoid_copies  # the copy guard, for calls that pass the messages
         self.name = name
         self.use_adapter = use_adapter
+        self.emotion_guidance = emotion_guidance  # 0: plain decoding; see EmotionGuidance
         # Switching a shared model's adapter off registers hooks on the model for one generate call,
         # so drafters sharing a model never generate at the same time (decoding uses all cores anyway).
         self.lock = lock or threading.Lock()
@@ -227,16 +280,19 @@ class ReplyDrafter:
         model raises ``ModelLoadError`` naming the path. ``precision`` ("fp32", "bf16" or "int8";
         int8 runs on CPU): see :func:`with_precision`. On CPU the output layer is then stored
         transposed (:mod:`.cpu_layout`): the drafter's model is for inference, not training or saving.
+        The emotion guidance scale is the one the folder's ``generation_config.json`` stores (0 if none).
         """
         check_precision(precision)  # before the (slow) loading
         source = resolve_reply_model(model_path_or_id)
         device = torch.device(device or ("cpu" if precision == "int8" or not torch.cuda.is_available() else "cuda"))
         model, tokenizer = load_reply_model(source)
         model = for_decoding(model, precision, device)
-        return cls(model, tokenizer, max_new_tokens, max_source_tokens, name=str(source))
+        guidance = saved_emotion_guidance(source)
+        return cls(model, tokenizer, max_new_tokens, max_source_tokens, name=str(source), emotion_guidance=guidance)
 
     def base_drafter(self, base_model: str | Path | None = None) -> ReplyDrafter:
-        """A drafter for the pretrained model this one was fine-tuned from, asked through the same prompt.
+        """A drafter for the pretrained model this one was fine-tuned from, asked through the same prompt
+        with plain greedy decoding (no emotion guidance: the base is the point of comparison).
 
         With a LoRA adapter it shares this drafter's weights with the adapter switched off (no
         second copy in memory); otherwise ``base_model`` (a folder or Hub id, e.g. t5-small) is
@@ -274,6 +330,13 @@ class ReplyDrafter:
     def _count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=not self.is_chat)["input_ids"])
 
+    def unguided_prompt(self, message: str, emotion: str | None, history: Sequence[str] | None = None) -> str | None:
+        """The emotion-free twin of :meth:`prompt` that guides a reply in ``emotion``; None when there is
+        nothing to guide (guidance off, or no emotion asked for)."""
+        if not self.emotion_guidance or emotion is None:
+            return None
+        return self.prompt(message, None, history)[0]
+
     def prompt(self, message: str, emotion: str | None, history: Sequence[str] | None = None) -> tuple[str, bool]:
         """(prompt string, truncated) for ``message``: validated, normalised, history fitted to the budget.
 
@@ -299,24 +362,28 @@ class ReplyDrafter:
         sampling: bool = False,
         batch_size: int = 64,
         messages: Sequence[str] | None = None,
+        unguided: Sequence[str | None] | None = None,
         **generate_kwargs: Any,
     ) -> list[list[str]]:
         """Candidates per prompt (best first): greedy for one, beam search or nucleus sampling for several.
 
         One ``model.generate`` call per ``batch_size`` prompts; ``generate_kwargs`` override the defaults.
         ``messages`` (the message each prompt answers) turns on the copy guard (``avoid_copies``).
+        ``unguided[i]`` (:meth:`unguided_prompt`) turns on emotion guidance for prompt i.
         """
         options = self._decoding_options(num_candidates, sampling)
         options.update(generate_kwargs)
+        unguided = list(unguided) if unguided is not None else [None] * len(prompts)
         results: list[list[str]] = []
         for start in range(0, len(prompts), batch_size):
-            chunk = list(prompts[start : start + batch_size])
-            texts = self._generate_batch(chunk, [self.use_adapter] * len(chunk), options)
+            chunk = slice(start, start + batch_size)
+            prompts_ = list(prompts[chunk])
+            texts = self._generate_batch(prompts_, [self.use_adapter] * len(prompts_), options, unguided[chunk])
             results.extend(texts[i : i + num_candidates] for i in range(0, len(texts), num_candidates))
         if messages is not None and self.avoid_copies:
             for i, message in enumerate(messages):
                 if is_copy(results[i][0], message):
-                    results[i] = self._without_copies(results[i], prompts[i], message)
+                    results[i] = self._without_copies(results[i], prompts[i], message, unguided[i])
         return results
 
     def _decoding_options(self, num_candidates: int, sampling: bool) -> dict[str, Any]:
@@ -333,8 +400,30 @@ class ReplyDrafter:
             options.update(do_sample=False, num_beams=1 if num_candidates == 1 else max(4, num_candidates))
         return options
 
-    def _generate_batch(self, prompts: list[str], adapters: list[bool], options: dict[str, Any]) -> list[str]:
-        """One ``generate`` call; ``adapters[i]`` False drafts prompt i with the adapter off (LoRA models)."""
+    def _generate_batch(
+        self,
+        prompts: list[str],
+        adapters: list[bool],
+        options: dict[str, Any],
+        unguided: Sequence[str | None] | None = None,
+    ) -> list[str]:
+        """One ``generate`` call -> ``num_return_sequences`` texts per prompt, in order. ``adapters[i]``
+        False drafts prompt i with the adapter off (LoRA models); ``unguided[i]`` guides it (EmotionGuidance)."""
+        scale = 0.0 if options.get("do_sample") else self.emotion_guidance
+        twins = list(unguided) if unguided is not None and scale else [None] * len(prompts)
+        guided = [i for i, twin in enumerate(twins) if twin is not None]
+        order = guided + [i for i, twin in enumerate(twins) if twin is None]  # EmotionGuidance's batch layout
+        rows = [prompts[i] for i in order] + [twins[i] for i in guided]
+        adapters = [adapters[i] for i in order] + [adapters[i] for i in guided]
+        processors = LogitsProcessorList([EmotionGuidance(scale, len(guided), len(order) - len(guided))])
+        texts = self._generate_rows(rows, adapters, options, processors if guided else None)
+        k = options.get("num_return_sequences", 1)
+        by_prompt = {i: texts[j * k : (j + 1) * k] for j, i in enumerate(order)}
+        return [text for i in range(len(prompts)) for text in by_prompt[i]]
+
+    def _generate_rows(
+        self, prompts: list[str], adapters: list[bool], options: dict[str, Any], processors: Any
+    ) -> list[str]:
         if self.is_chat:  # the rendered chat already holds its special tokens, and was cut to the budget
             enc = self.tokenizer(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
         else:
@@ -345,7 +434,7 @@ class ReplyDrafter:
         if not all(adapters):
             extra["adapter_names"] = [("default" if a else "__base__") for a in adapters]
         with self.lock:
-            out = self.model.generate(**enc.to(self.model.device), **options, **extra)  # (B * candidates, T)
+            out = self.model.generate(**enc.to(self.model.device), **options, **extra, logits_processor=processors)
         if self.is_chat:
             out = out[:, enc["input_ids"].shape[1] :]  # the new tokens only
         return [
@@ -353,9 +442,11 @@ class ReplyDrafter:
             for ids in out.tolist()
         ]
 
-    def _without_copies(self, candidates: list[str], prompt: str, message: str) -> list[str]:
+    def _without_copies(
+        self, candidates: list[str], prompt: str, message: str, unguided: str | None = None
+    ) -> list[str]:
         """``candidates`` led by the best beam that does not repeat ``message`` (unchanged if every beam does)."""
-        beams = self.generate([prompt], COPY_GUARD_BEAMS)[0]
+        beams = self.generate([prompt], COPY_GUARD_BEAMS, unguided=[unguided])[0]
         fresh = [c for c in dict.fromkeys(beams + candidates) if not is_copy(c, message)]
         return (fresh + [c for c in candidates if c not in fresh])[: len(candidates)] if fresh else candidates
 
@@ -369,13 +460,15 @@ class ReplyDrafter:
     ) -> Draft:
         """A reply to ``message`` in ``emotion`` (None: let the model choose); greedy unless asked otherwise."""
         prompt, truncated = self.prompt(message, emotion, history)
-        candidates = self.generate([prompt], num_candidates, sampling, messages=[message])[0]
+        unguided = [self.unguided_prompt(message, emotion, history)]
+        candidates = self.generate([prompt], num_candidates, sampling, messages=[message], unguided=unguided)[0]
         return Draft(candidates[0], _emotion_name(emotion), truncated, tuple(candidates))
 
     def sweep(self, message: str, history: Sequence[str] | None = None) -> dict[str, str]:
         """Emotion -> greedy reply for all seven emotions, from one batched ``generate`` call."""
         prompts = [self.prompt(message, emotion, history)[0] for emotion in EMOTIONS]
-        replies = self.generate(prompts, batch_size=len(prompts), messages=[message] * len(prompts))
+        unguided = [self.unguided_prompt(message, emotion, history) for emotion in EMOTIONS]
+        replies = self.generate(prompts, batch_size=len(prompts), messages=[message] * len(prompts), unguided=unguided)
         return {emotion: reply[0] for emotion, reply in zip(EMOTIONS, replies, strict=True)}
 
 
@@ -411,21 +504,24 @@ def compare(
     models generate at the same time in two threads (torch kernels release the GIL).
     """
     prompt, truncated = tuned.prompt(message, emotion, history)
+    unguided = tuned.unguided_prompt(message, emotion, history)
     if base is None:
-        text = tuned.generate([prompt], messages=[message])[0][0]
+        text = tuned.generate([prompt], messages=[message], unguided=[unguided])[0][0]
         error = base_error or "No base model was loaded."
         return Comparison(Draft(text, _emotion_name(emotion), truncated, (text,)), None, error)
     base_prompt = base.prompt(message, emotion, history)[0]
     if base.model is tuned.model:
         options = tuned._decoding_options(1, False)
-        texts = tuned._generate_batch([prompt, base_prompt], [tuned.use_adapter, base.use_adapter], options)
-        pairs = [(tuned, prompt, texts[0]), (base, base_prompt, texts[1])]
+        adapters = [tuned.use_adapter, base.use_adapter]
+        texts = tuned._generate_batch([prompt, base_prompt], adapters, options, [unguided, None])
+        jobs = [(tuned, prompt, texts[0], unguided), (base, base_prompt, texts[1], None)]
         text, base_text = (
-            d._without_copies([t], p, message)[0] if d.avoid_copies and is_copy(t, message) else t for d, p, t in pairs
+            d._without_copies([t], p, message, u)[0] if d.avoid_copies and is_copy(t, message) else t
+            for d, p, t, u in jobs
         )
     else:
         with ThreadPoolExecutor(max_workers=2) as pool:
             base_job = pool.submit(base.generate, [base_prompt], messages=[message])
-            text = tuned.generate([prompt], messages=[message])[0][0]
+            text = tuned.generate([prompt], messages=[message], unguided=[unguided])[0][0]
             base_text = base_job.result()[0][0]
     return Comparison(Draft(text, _emotion_name(emotion), truncated, (text,)), base_text, None)
