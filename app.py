@@ -103,7 +103,7 @@ def load_models(
     if (base_model or "").lower() == "none":
         return Models(reader, drafter)
     try:
-        base = drafter.base_drafter(base_model or DEFAULT_BASE_MODEL_ID)
+        base = drafter.base_drafter(base_model)
     except ModelLoadError as err:  # the app keeps working without the comparison
         return Models(reader, drafter, None, f"No comparison with the base model: {err}")
     return Models(reader, drafter, base)

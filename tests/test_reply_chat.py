@@ -80,6 +80,21 @@ def test_base_drafter_shares_the_weights_and_switches_the_adapter_off(drafter, t
     assert drafter.generate(prompts) != base.generate(prompts)  # the adapter changes the replies
 
 
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_lower_precision_merges_the_adapter_and_loads_its_base_apart(tiny_adapter_dir, tiny_chat_dir, precision):
+    low = ReplyDrafter.from_pretrained(tiny_adapter_dir, device="cpu", precision=precision, max_new_tokens=6)
+    assert not hasattr(low.model, "peft_config") and str(low.base_source) == str(tiny_chat_dir)
+    base = low.base_drafter()  # the adapter's own base, in the same precision (not t5-small)
+    plain = ReplyDrafter.from_pretrained(tiny_chat_dir, device="cpu", precision=precision, max_new_tokens=6)
+    prompts = [low.prompt("How is your day going?", e)[0] for e in EMOTIONS]
+    assert base.model is not low.model and base.generate(prompts) == plain.generate(prompts)
+    assert low.generate(prompts) != base.generate(prompts)  # the merged adapter still changes the replies
+    result = compare(low, base, "Hi there", "happy")  # two models: drafted side by side, both in words
+    assert result.fine_tuned.text == low.draft("Hi there", "happy").text and result.base is not None
+    with pytest.raises(ModelLoadError, match="has no adapter, so its base model must be named"):
+        plain.base_drafter()  # a full chat model: nothing says what its base was
+
+
 def test_compare_is_one_batched_call_with_mixed_adapters(drafter, monkeypatch):
     base = drafter.base_drafter()
     expected = (drafter.draft("Hi there", "happy").text, base.draft("Hi there", "happy").text)

@@ -5,10 +5,12 @@
     python train/evaluate_replies.py --judge runs/reply-judge --max_eval_samples 64 --max_sweep_samples 8 \
         --relevance_contexts 16 --relevance_set_size 8                                           # smoke
 
-Rows (one table): the fine-tuned model; the same model with the emotion removed from the prompt
-(does the emotion matter?); its base model asked for the emotion through the same prompt (for a
-LoRA adapter: the same weights, adapter off); the models named by ``--compare`` (default: the
-bundled compact T5); and the human reference replies, the ceiling for relevance and diversity.
+Rows (one table): the fine-tuned model (with the emotion guidance its folder stores, or
+``--emotion_guidance``); the same model without guidance, when it has any (what guidance adds); the
+same model with the emotion removed from the prompt (does the emotion matter?); its base model
+asked for the emotion through the same prompt (for a LoRA adapter: the same weights, adapter off);
+the models named by ``--compare`` (default: the bundled compact T5); and the human reference
+replies, the ceiling for relevance and diversity.
 
 - relevance: the first ``--relevance_contexts`` pairs in sets of ``--relevance_set_size``. For each
   reply in a set, every context of the set is scored by log p(reply | context) under a scorer LM
@@ -29,6 +31,7 @@ guard, as in the app, unless ``--no_copy_guard``.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
@@ -87,6 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--update_card", action="store_true", help="rewrite the model folder's README.md")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="weights of the evaluated models")
     parser.add_argument("--no_copy_guard", action="store_true", help="score raw greedy replies, copies included")
+    parser.add_argument("--emotion_guidance", type=float, help="guidance scale (default: the model folder's)")
     parser.add_argument("--num_examples", type=int, default=10, help="sample replies kept in the JSON")
     parser.add_argument("--no_progress", action="store_true")
     args = parser.parse_args(argv)
@@ -94,17 +98,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--relevance_contexts must hold at least one set of --relevance_set_size")
     if args.precision != "fp32" and args.update_card:
         parser.error(f"--precision {args.precision} evaluates a variant; it must not rewrite the fp32 model's card")
+    if args.emotion_guidance is not None and args.update_card:
+        parser.error("--emotion_guidance evaluates a variant; store the scale in the model folder to card it")
     return args
 
 
 def generate(drafter: ReplyDrafter, jobs: list[tuple[str, str | None, list[str]]], args, what: str) -> list[str]:
-    """Greedy replies to (message, emotion, history) jobs, in batches, with the copy guard."""
+    """Greedy replies to (message, emotion, history) jobs, in batches, with the copy guard and the
+    drafter's emotion guidance, as in the app."""
     prompts = [drafter.prompt(m, e, h)[0] for m, e, h in jobs]
+    unguided = [drafter.unguided_prompt(m, e, h) for m, e, h in jobs]
     out: list[str] = []
     for start in tqdm(range(0, len(jobs), args.batch_size), desc=what, leave=False, disable=args.no_progress):
         chunk = slice(start, start + args.batch_size)
         messages = [m for m, _, _ in jobs[chunk]]
-        out += [c[0] for c in drafter.generate(prompts[chunk], batch_size=args.batch_size, messages=messages)]
+        batch = drafter.generate(
+            prompts[chunk], batch_size=args.batch_size, messages=messages, unguided=unguided[chunk]
+        )
+        out += [c[0] for c in batch]
     return out
 
 
@@ -212,7 +223,14 @@ def load_rows(args: argparse.Namespace) -> dict[str, tuple[ReplyDrafter, bool]]:
     """Row key -> (drafter, whether its prompt carries the emotion)."""
     tuned = ReplyDrafter.from_pretrained(args.model, max_new_tokens=args.max_new_tokens, precision=args.precision)
     tuned.avoid_copies = not args.no_copy_guard
-    rows = {"fine_tuned": (tuned, True), "no_emotion": (tuned, False)}
+    if args.emotion_guidance is not None:
+        tuned.emotion_guidance = args.emotion_guidance
+    rows = {"fine_tuned": (tuned, True)}
+    if tuned.emotion_guidance:
+        plain = copy.copy(tuned)  # the same model and lock, plain greedy decoding
+        plain.emotion_guidance = 0.0
+        rows["no_guidance"] = (plain, True)
+    rows["no_emotion"] = (tuned, False)
     if (args.base_model or "").lower() != "none":
         try:
             rows["base"] = (tuned.base_drafter(args.base_model), True)
@@ -247,7 +265,9 @@ def main(argv: list[str] | None = None) -> dict:
         }
     results_rows["references"] = {"model": "human", **score_row(None, judge, pairs, replies["references"], True, args)}
 
-    if args.relevance_contexts:
+    if args.relevance_contexts and not relevance_pairs(pairs, args):
+        logger.warning("relevance not scored: fewer dialogues than --relevance_set_size among the pairs")
+    elif args.relevance_contexts:
         scorer, scorer_tok = load_reply_model(args.scorer or base_model_folder(), "relevance scorer")
         for key, rel in relevance_scores(scorer.eval(), scorer_tok, pairs, replies, args).items():
             results_rows[key].update(relevance_top1=rel["top1"], relevance_pmi=rel["pmi"])
@@ -267,6 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
         "relevance_scorer": str(args.scorer or "HuggingFaceTB/SmolLM2-135M-Instruct (no adapter)"),
         "max_new_tokens": args.max_new_tokens,
         "no_repeat_ngram_size": tuned.no_repeat_ngram_size,
+        "emotion_guidance": tuned.emotion_guidance,
         "copy_guard": tuned.avoid_copies,
         "precision": args.precision,
         "judge": {

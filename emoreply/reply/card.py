@@ -14,6 +14,7 @@ from .prompt import TONES, build_prompt, chat_messages
 
 ROW_NAMES = {
     "fine_tuned": "fine-tuned",
+    "no_guidance": "fine-tuned, no emotion guidance",
     "no_emotion": "fine-tuned, emotion removed from the prompt",
     "base": "base model, same prompt",
     "t5": "compact T5 (the paper's architecture, from scratch)",

@@ -210,10 +210,15 @@ def with_precision(model: Any, precision: str) -> Any:
     likely slower than fp32 (not measured here). T5 was pre-trained in bfloat16, and bf16 avoids
     fp16's overflow. int8: :func:`quantize_int8`.
     bench/bench_reply.py measures the speed, ``train/evaluate_replies.py --precision`` the quality.
+    A LoRA adapter is first merged into a copy of its base weights: torch casts and quantises plain
+    layers, and the adapter's own small layers would otherwise be quantised apart from their base.
     """
-    if check_precision(precision) == "int8":
-        return quantize_int8(model)
-    return copy.deepcopy(model).to(torch.bfloat16) if precision == "bf16" else model
+    if check_precision(precision) == "fp32":
+        return model
+    if hasattr(model, "peft_config"):
+        model = copy.deepcopy(model).merge_and_unload()
+        return quantize_int8(model) if precision == "int8" else model.to(torch.bfloat16)
+    return quantize_int8(model) if precision == "int8" else copy.deepcopy(model).to(torch.bfloat16)
 
 
 def for_decoding(model: Any, precision: str, device: torch.device) -> Any:
@@ -243,6 +248,7 @@ class ReplyDrafter:
         use_adapter: bool = True,
         lock: threading.Lock | None = None,
         emotion_guidance: float = 0.0,
+        base_source: str | Path | None = None,
     ) -> None:
         if emotion_guidance < 0:
             raise ValueError(f"emotion_guidance must be >= 0 (0: off), got {emotion_guidance}.")
@@ -254,6 +260,7 @@ class ReplyDrafter:
         self.name = name
         self.use_adapter = use_adapter
         self.emotion_guidance = emotion_guidance  # 0: plain decoding; see EmotionGuidance
+        self.base_source = base_source  # the base of an adapter merged into ``model`` (lower precisions)
         # Switching a shared model's adapter off registers hooks on the model for one generate call,
         # so drafters sharing a model never generate at the same time (decoding uses all cores anyway).
         self.lock = lock or threading.Lock()
@@ -286,17 +293,26 @@ class ReplyDrafter:
         source = resolve_reply_model(model_path_or_id)
         device = torch.device(device or ("cpu" if precision == "int8" or not torch.cuda.is_available() else "cuda"))
         model, tokenizer = load_reply_model(source)
+        adapter_base = model.peft_config["default"].base_model_name_or_path if hasattr(model, "peft_config") else None
         model = for_decoding(model, precision, device)
-        guidance = saved_emotion_guidance(source)
-        return cls(model, tokenizer, max_new_tokens, max_source_tokens, name=str(source), emotion_guidance=guidance)
+        return cls(
+            model,
+            tokenizer,
+            max_new_tokens,
+            max_source_tokens,
+            name=str(source),
+            emotion_guidance=saved_emotion_guidance(source),
+            base_source=None if hasattr(model, "peft_config") else adapter_base,
+        )
 
     def base_drafter(self, base_model: str | Path | None = None) -> ReplyDrafter:
         """A drafter for the pretrained model this one was fine-tuned from, asked through the same prompt
         with plain greedy decoding (no emotion guidance: the base is the point of comparison).
 
         With a LoRA adapter it shares this drafter's weights with the adapter switched off (no
-        second copy in memory); otherwise ``base_model`` (a folder or Hub id, e.g. t5-small) is
-        loaded like the fine-tuned model was. ModelLoadError says why when it cannot be had.
+        second copy in memory). Otherwise the base is loaded like the fine-tuned model was, in its
+        precision: ``base_model`` (a folder or Hub id), else the base of an adapter merged at a lower
+        precision, else for a T5 ``DEFAULT_BASE_MODEL_ID``. ModelLoadError says why when it cannot be had.
         """
         if hasattr(self.model, "peft_config"):
             return ReplyDrafter(
@@ -310,6 +326,10 @@ class ReplyDrafter:
                 use_adapter=False,
                 lock=self.lock,
             )
+        if base_model is None and self.base_source is not None:
+            base_model = base_model_folder(self.base_source)  # offline: SmolLM2 from the pinned wheel
+        if base_model is None and self.model.config.is_encoder_decoder:
+            base_model = DEFAULT_BASE_MODEL_ID  # the paper's T5 path
         if base_model is None:
             raise ModelLoadError(f"{self.name} has no adapter, so its base model must be named (e.g. a Hub id).")
         model, tokenizer = load_reply_model(base_model, "base model")
