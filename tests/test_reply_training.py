@@ -162,6 +162,9 @@ def test_presets_parse():
         assert args.batch_size >= 16 and args.patience == 3
     scratch = train_script.parse_args(["--preset", "train/configs/reply_t5_small_scratch.json", "--output_dir", "x"])
     assert scratch.train_tokenizer and scratch.vocab_size == 8000 and scratch.balance_emotions
+    assert scratch.emotion_guidance == 0  # T5: plain greedy decoding, as in the paper
+    lora = train_script.parse_args(["--preset", "train/configs/reply_smollm2_lora.json", "--output_dir", "x"])
+    assert lora.lora_r == 16 and lora.emotion_guidance == 1.0
     from transformers import T5Config, T5ForConditionalGeneration
 
     with torch.device("meta"):  # shapes only: no memory, no init time
@@ -182,6 +185,7 @@ def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tiny_
     out = tmp_path / "eval"
     adapter = tmp_path / "adapter"  # evaluated with --update_card: a copy, not the shared fixture
     shutil.copytree(tiny_adapter_dir, adapter)
+    (adapter / "generation_config.json").write_text('{"_from_model_config": false, "emotion_guidance": 1.0}')
     results = eval_script.main(
         [
             "--model",
@@ -216,7 +220,8 @@ def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tiny_
     assert saved["num_pairs"] == 12 and saved["num_sweep_contexts"] == 2 and saved["precision"] == "fp32"
     # Only the first pair of each dialogue is ranked (4 of the first 12 pairs): 2 sets of 2.
     assert saved["relevance_contexts"] == 4 and saved["relevance_set_size"] == 2
-    assert set(saved["rows"]) == {"fine_tuned", "no_emotion", "base", str(model_dir), "references"}
+    assert saved["emotion_guidance"] == 1.0  # as the folder stores it; without it, the no_guidance row
+    assert set(saved["rows"]) == {"fine_tuned", "no_guidance", "no_emotion", "base", str(model_dir), "references"}
     for key, row in saved["rows"].items():
         assert 0 <= row["relevance_top1"] <= 1 and row["relevance_top1_vs_references"] >= 0, key
         if key != "references":
@@ -224,6 +229,7 @@ def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tiny_
             assert row["perplexity_per_word"] > 1, key
     assert saved["rows"]["references"]["relevance_top1_vs_references"] == 1.0
     assert saved["rows"]["no_emotion"]["controllability"] is None
+    assert set(saved["rows"]["no_guidance"]["controllability_per_emotion"]) == set(EMOTIONS)
     assert set(saved["rows"]["fine_tuned"]["controllability_per_emotion"]) == set(EMOTIONS)
     assert saved["rows"]["fine_tuned"]["model"] == str(adapter) and saved["rows"]["base"]["model"].endswith(
         "(adapter off)"
@@ -245,7 +251,9 @@ def test_lora_fine_tuning_of_a_chat_model_writes_a_loadable_adapter(dailydialog_
         "--max_per_emotion",
         "9",
     )
-    state = run(dailydialog_dir, out, *common, "--num_epochs", "1", "--max_eval_per_emotion", "2")
+    state = run(
+        dailydialog_dir, out, *common, "--num_epochs", "1", "--max_eval_per_emotion", "2", "--emotion_guidance", "1.5"
+    )
     for name in ("adapter_model.safetensors", "adapter_config.json", "generation_config.json", "README.md"):
         assert (out / name).exists(), name
     assert not (out / "model.safetensors").exists()  # only the adapter: the base is not copied
@@ -253,14 +261,28 @@ def test_lora_fine_tuning_of_a_chat_model_writes_a_loadable_adapter(dailydialog_
     assert config["base_model_name_or_path"] == str(tiny_chat_dir) and config["r"] == 2
     generation = json.loads((out / "generation_config.json").read_text())
     assert generation["no_repeat_ngram_size"] == 3 and generation["max_new_tokens"] == 20
+    assert generation["emotion_guidance"] == 1.5
     assert "library_name: peft" in (out / "README.md").read_text()
-    state = run(dailydialog_dir, out, *common, "--num_epochs", "2", "--resume_from_checkpoint", "latest")
+    state = run(
+        dailydialog_dir,
+        out,
+        *common,
+        "--num_epochs",
+        "2",
+        "--resume_from_checkpoint",
+        "latest",
+        "--emotion_guidance",
+        "1.5",
+    )
     assert [h["epoch"] for h in state.history] == [1, 2]
     drafter = ReplyDrafter.from_pretrained(out, device="cpu", max_new_tokens=3)
     assert hasattr(drafter.model, "peft_config") and isinstance(drafter.draft("Hi", "happy").text, str)
+    assert drafter.emotion_guidance == 1.5
 
 
 def test_a_lower_precision_evaluation_cannot_rewrite_the_fp32_card():
     with pytest.raises(SystemExit):
         eval_script.parse_args(["--precision", "bf16", "--update_card"])
     assert eval_script.parse_args(["--precision", "int8"]).precision == "int8"
+    with pytest.raises(SystemExit):  # a guidance scale the folder does not store would mislabel its card
+        eval_script.parse_args(["--emotion_guidance", "2", "--update_card"])

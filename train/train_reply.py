@@ -89,6 +89,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lora_r", type=int, default=0, help="LoRA rank on every linear layer (0: full fine-tune)")
     parser.add_argument("--lora_alpha", type=float, default=32.0)
     parser.add_argument("--lora_dropout", type=float, default=0.05)
+    parser.add_argument(
+        "--emotion_guidance",
+        type=float,
+        default=0.0,
+        help="guidance scale stored for drafting (0: off); choose it on validation with "
+        "train/evaluate_replies.py --split validation --emotion_guidance S",
+    )
     parser.add_argument("--config_name", help="T5 config (JSON file, folder or Hub id): train from scratch")
     parser.add_argument(
         "--config_overrides",
@@ -206,7 +213,7 @@ def export(model, tokenizer, output_dir: Path, args: argparse.Namespace) -> None
         config_file.write_text(json.dumps(config, indent=2) + "\n")
     else:
         tokenizer.save_pretrained(output_dir)
-    save_decoding_settings(output_dir, model, tokenizer)
+    save_decoding_settings(output_dir, model, tokenizer, args.emotion_guidance)
 
 
 def evaluate(model, loader, accelerator: Accelerator, desc: str, disable: bool) -> dict[str, float]:
