@@ -128,7 +128,9 @@ to read, edit and approve**, never to be sent automatically.
 
 - 83% of DailyDialog responses carry no emotion, and fear (0.2%), disgust (0.3%) and anger (0.9%)
   are rare: replies requested in those emotions are often neutral or generic. The controllability
-  table above measures how often the requested emotion comes through.
+  table above measures how often the requested emotion comes through. Emotion guidance (when the
+  model stores a scale) makes it come through more often, at the price of replies that can read as
+  overdone for a mild message.
 - DailyDialog is scripted English-learning dialogue about everyday topics; the model knows nothing
   of the sender, facts or the wider conversation beyond {context_turns} turn(s), and can produce
   wrong, bland or inappropriate text. Messages in other languages are not supported.
@@ -181,6 +183,13 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
         eval_section = (
             f"{evaluation['num_pairs']:,} test pairs, greedy decoding"
             f"{' with no repeated ' + str(n) + '-grams' if (n := evaluation.get('no_repeat_ngram_size')) else ''}"
+            + (
+                f", emotion guidance {g:g} (classifier-free guidance: each token's log-probability plus {g:g} x "
+                "its difference from the same chat without the emotion; `emotion_guidance` in "
+                "generation_config.json, read by `ReplyDrafter`; the no-guidance row is the same model without it)"
+                if (g := evaluation.get("emotion_guidance"))
+                else ""
+            )
             + (
                 " and the copy guard (a reply that repeats the message is replaced by the best of 4 beams "
                 "that does not, as in the app)"
