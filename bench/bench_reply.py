@@ -1,10 +1,10 @@
 """Reply drafter speed: one reply (fp32, int8, bf16), a 7-emotion sweep, and training throughput.
 
-    python bench/bench_reply.py [--model smollm2] [--quick]
+    python -m bench.bench_reply [--model smollm2] [--quick]
 
 Every variant is loaded as the app loads it (``ReplyDrafter.from_pretrained(precision=...)``: on
 CPU with its output layer's weight transposed), plus fp32 with transformers' own ``nn.Linear``
-output layer to show what that layout buys (``bench_output_layer.py`` times the layer alone), and
+output layer to show what that layout buys (``bench.bench_output_layer`` times the layer alone), and
 for a LoRA adapter fp32 with the adapter merged into the weights (what keeping it separate costs;
 the app keeps it separate so that the base model shares its weights).
 
@@ -21,19 +21,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import measure, table  # noqa: E402
-
-import app  # noqa: E402
-from emoreply.reply import DEFAULT_REPLY_MODEL, PRECISIONS, ReplyDrafter  # noqa: E402
-from emoreply.reply.drafter import for_decoding, load_reply_model, resolve_reply_model  # noqa: E402
+import app
+from bench.common import measure, table
+from emoreply.reply import DEFAULT_REPLY_MODEL, PRECISIONS, ReplyDrafter
+from emoreply.reply.drafter import for_decoding, load_reply_model, resolve_reply_model
 
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
 PLAIN = "fp32, nn.Linear layout"  # as transformers loads it, before emoreply.reply.cpu_layout

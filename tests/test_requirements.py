@@ -20,7 +20,7 @@ INDIRECT = {"gguf"}
 # Training and evaluation code that still lives among the runtime modules.
 TRAINING_ONLY = [f"emoreply/reply/{name}.py" for name in ("data", "judge", "card", "metrics", "tokenizer")]
 TOOLS = {"ruff"}  # run, never imported
-LOCAL = {"emoreply", "app", "bench", "tests", "train"}
+LOCAL = {"emoreply", "app", "bench", "tests", "train"}  # this repository's own modules
 
 
 def python_files(*patterns: str) -> set[Path]:
@@ -29,7 +29,6 @@ def python_files(*patterns: str) -> set[Path]:
 
 def imported_distributions(files: set[Path]) -> set[str]:
     """The third-party distributions ``files`` import anywhere (lazy imports included)."""
-    local = LOCAL | {path.stem for path in python_files("bench/*.py", "train/*.py", "tests/*.py")}
     names = set()
     for path in files:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -37,7 +36,7 @@ def imported_distributions(files: set[Path]) -> set[str]:
                 names |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    third_party = names - set(sys.stdlib_module_names) - local
+    third_party = names - set(sys.stdlib_module_names) - LOCAL
     return {canonicalize_name(DISTRIBUTIONS.get(name, name)) for name in third_party}
 
 
