@@ -31,12 +31,11 @@ import torch
 
 import app
 from bench.bench_emotion import webcam_frame
-from bench.bench_reply import t5_small_sized_folder
+from bench.bench_reply import MESSAGE, T5_TOKENIZER, t5_small_sized_folder
 from bench.common import measure, table
 from emoreply.reply.drafter import MAX_NEW_TOKENS
 
 ROOT = Path(__file__).resolve().parents[1]
-MESSAGE = "How is your day going? I heard you had a job interview this morning."
 
 
 def round_trip(models: app.Models, frame) -> None:
@@ -87,7 +86,7 @@ def peak_rss(tuned: str | None, base: str, precision: str) -> float:
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--t5_tokenizer", default="../shared/models/t5-small-tokenizer")
+    parser.add_argument("--t5_tokenizer", default=T5_TOKENIZER)
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")
     parser.add_argument("--repeat", type=int, help="timed repeats per row (default 30; 3 with --quick)")
     parser.add_argument("--default_only", action="store_true", help="only the default models' rows")

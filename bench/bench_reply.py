@@ -32,6 +32,7 @@ from emoreply.reply import DEFAULT_REPLY_MODEL, PRECISIONS, ReplyDrafter
 from emoreply.reply.drafter import for_decoding, load_reply_model, resolve_reply_model
 
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
+T5_TOKENIZER = "../shared/models/t5-small-tokenizer"  # t5-small's tokenizer, saved offline (--t5_tokenizer)
 PLAIN = "fp32, nn.Linear layout"  # as transformers loads it, before emoreply.reply.cpu_layout
 MERGED = "fp32, adapter merged"  # LoRA folded into the base weights: no adapter layers at run time
 
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--model", default=DEFAULT_REPLY_MODEL, help="smollm2 | t5 (bundled), or a folder")
     parser.add_argument(
         "--t5_tokenizer",
-        default="../shared/models/t5-small-tokenizer",
+        default=T5_TOKENIZER,
         help="the real t5-small tokenizer (32k vocabulary) for the t5-small-sized model",
     )
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")

@@ -17,13 +17,14 @@ from torch.profiler import ProfilerActivity, profile
 import app
 from bench.bench_emotion import webcam_frame
 from bench.bench_handler import round_trip, t5_small_sized_folders
+from bench.bench_reply import T5_TOKENIZER
 from emoreply.reply.drafter import DEFAULT_REPLY_MODEL_PATH
 
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["bundled", "t5-small-sized"], default="bundled")
-    parser.add_argument("--t5_tokenizer", default="../shared/models/t5-small-tokenizer")
+    parser.add_argument("--t5_tokenizer", default=T5_TOKENIZER)
     parser.add_argument("--rows", type=int, default=15)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
