@@ -37,7 +37,7 @@ from gradio.data_classes import Base64ImageData, ImageData
 from PIL import Image, ImageOps
 
 from emoreply import DISPLAY_NAMES, EMOTIONS
-from emoreply.emotion_cnn.image_processing_emotion_cnn import to_gray_uint8
+from emoreply.emotion_cnn.image_processing_emotion_cnn import HIGH_DEPTH_MODES, MAX_IMAGE_PIXELS, to_gray_uint8
 from emoreply.loading import ModelLoadError, load_image
 from emoreply.reader import EmotionReader, EmotionReading
 from emoreply.reply import DEFAULT_BASE_MODEL_ID, DEFAULT_REPLY_MODEL, PRECISIONS, REPLY_MODELS, ReplyDrafter, compare
@@ -55,7 +55,6 @@ LIVE_SMOOTHING = 0.3  # weight of the newest frame: ~3 frames of memory, no flic
 NO_FACE_FALLBACK = "neutral"
 WARNING = "⚠️"  # how a handler's status line starts when the user's input could not be used
 MAX_UPLOAD_MB = 20  # launch(max_file_size): larger uploads are refused before they are written
-MAX_PICTURE_PIXELS = 50_000_000  # checked from the header, before any decoding
 WORK_SIDE = 1280  # pictures are read and previewed at most this large (detection itself runs at 320 px)
 LIVE_SECONDS = 4  # a Live stream holds its slot this long, then the page starts a new one through the queue
 # An upload is deleted this long after its request has read it, not by age: a request may wait its turn
@@ -72,7 +71,6 @@ PICTURES_NOTE = (
     "touch the disk."
 )
 _DECODE_LOCK = threading.Lock()  # one full-size decode at a time: hostile uploads cannot stack them
-HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")  # 16/32-bit grayscale: scaled, not clipped, to 8 bits
 
 
 @dataclass
@@ -121,13 +119,14 @@ def open_picture(picture: Any) -> Image.Image | np.ndarray:
     """Upload bytes (or an image or array) -> a picture at most WORK_SIDE wide and high, in a mode the
     reader takes; ValueError in words for anything unreadable or too large.
 
-    The size is checked from the header first; JPEGs decode at a reduced scale, other formats one at
-    a time and are shrunk at once, so a burst of large uploads costs one full-size decode at most.
+    The size (at most MAX_IMAGE_PIXELS) is checked from the header first; JPEGs decode at a reduced scale,
+    other formats one at a time and are shrunk at once, so a burst of large uploads costs one full-size
+    decode at most.
     """
     if not isinstance(picture, (bytes, bytearray)):
-        return load_image(picture, MAX_PICTURE_PIXELS)  # arrays and PIL images: the reader checks their size
+        return load_image(picture, MAX_IMAGE_PIXELS)  # arrays and PIL images: the reader checks their size
     with _DECODE_LOCK:
-        image = load_image(picture, MAX_PICTURE_PIXELS, draft_size=(WORK_SIDE, WORK_SIDE))
+        image = load_image(picture, MAX_IMAGE_PIXELS, draft_size=(WORK_SIDE, WORK_SIDE))
         ImageOps.exif_transpose(image, in_place=True)  # phone photos stored sideways
         if image.mode in HIGH_DEPTH_MODES:
             image = Image.fromarray(to_gray_uint8(image))
@@ -165,8 +164,8 @@ def read_face(models: Models, frame: Any) -> tuple[np.ndarray | None, dict[str, 
     if not reading.face_found:
         return draw_box(image, None), {}, "No face found: try more light or face the camera, or pick an emotion.", None
     status = f"Detected: **{DISPLAY_NAMES[reading.emotion]}** ({reading.probabilities[reading.emotion]:.0%})"
-    if reading.num_faces > 1:
-        status += f" — {reading.num_faces} faces found; using the largest (boxed)."
+    if reading.faces_note:
+        status += f" — {reading.faces_note} (boxed)."
     return draw_box(image, reading.box), label_value(reading.probabilities), status, reading.emotion
 
 

@@ -1,6 +1,6 @@
 """The app under hostile input: memory, error words, files left behind, Live slots (issue 15's targets).
 
-python bench/bench_app_hostile.py [--clients 20] [--requests 10]
+python -m bench.bench_app_hostile [--clients 20] [--requests 10]
 
 One in-process app (bundled models, no base model) as app.py serves it. In order:
 1. normal load: N gradio_client clients x M requests, alternating /draft and /read_face with
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import base64
 import io
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,13 +27,10 @@ import httpx
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_app_load import PeakRSS, rss_mb, start_app  # noqa: E402
+from bench.bench_app_load import PeakRSS, rss_mb, start_app
+from tests.test_app_server import hostile_files  # the tests' catalogue: one list of cases
 
-ROOT = Path(__file__).resolve().parents[1]
 PATIENT = {"timeout": 120}  # gradio_client's default timeouts fire on a busy 2-core machine before the server answers
-sys.path.insert(0, str(ROOT))
-from tests.test_app_server import hostile_files  # noqa: E402  (the tests' catalogue: one list of cases)
 
 
 def webcam_frame(face: np.ndarray, seed: int) -> bytes:

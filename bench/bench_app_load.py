@@ -1,6 +1,6 @@
 """The Gradio app under load: start-up time, then N concurrent gradio_client clients x M /draft requests.
 
-python bench/bench_app_load.py [--clients 20] [--requests 10]
+python -m bench.bench_app_load [--clients 20] [--requests 10]
                                [--emotion-model PATH] [--reply-model PATH] [--base-model ID|none]
 
 The app is launched in-process on 127.0.0.1 (bundled models and the default base model unless told
@@ -16,16 +16,12 @@ import argparse
 import os
 import socket
 import statistics
-import sys
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import peak_rss_mb, table  # noqa: E402
+from bench.common import peak_rss_mb, table
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

@@ -1,24 +1,20 @@
 """Emotion reader speed: CNN latency and throughput, face detection, training throughput.
 
-python bench/bench_emotion.py [--model emoreply/pretrained/emotion-cnn] [--quick]
+python -m bench.bench_emotion [--model emoreply/pretrained/emotion-cnn] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import measure, table  # noqa: E402
-
-from emoreply import EmotionCNNForImageClassification, EmotionCNNImageProcessor  # noqa: E402
-from emoreply.emotion_cnn.image_processing_emotion_cnn import to_gray_uint8  # noqa: E402
-from emoreply.reader import DEFAULT_EMOTION_MODEL, EmotionReader  # noqa: E402
+from bench.common import measure, table
+from emoreply import EmotionCNNForImageClassification, EmotionCNNImageProcessor
+from emoreply.emotion_cnn.image_processing_emotion_cnn import to_gray_uint8
+from emoreply.reader import DEFAULT_EMOTION_MODEL, EmotionReader
 
 
 def webcam_frame(noisy_background: bool = False, face_side: int = 400) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The app's end-to-end handler: a 640x480 frame + a message -> emotion + two drafts (base and fine-tuned).
 
-    python bench/bench_handler.py [--quick] [--t5_tokenizer ../shared/models/t5-small-tokenizer]
+    python -m bench.bench_handler [--quick] [--t5_tokenizer ../shared/models/t5-small-tokenizer]
 
 What one "Use my face" round trip costs: app.read_face (detect, crop, CNN) then app.draft_replies
 (the base and the fine-tuned model answer the same message). Two model sets:
@@ -12,7 +12,8 @@ What one "Use my face" round trip costs: app.read_face (detect, crop, CNN) then 
   (two separate models, drafted in two threads).
 
 Baseline: fp32; then int8 and bf16 weights. Peak RSS of an app process holding each set (both
-drafts available) is measured in a fresh subprocess (gradio imported, the Blocks built, 5 round trips run).
+drafts available) is measured in a fresh process (``bench.app_peak_rss``: gradio imported, the Blocks built,
+5 round trips run).
 """
 
 from __future__ import annotations
@@ -28,32 +29,13 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(ROOT))
-from bench_emotion import webcam_frame  # noqa: E402
-from bench_reply import t5_small_sized_folder  # noqa: E402
-from common import measure, table  # noqa: E402
-
-import app  # noqa: E402
-from emoreply.reply.drafter import MAX_NEW_TOKENS  # noqa: E402
-
-MESSAGE = "How is your day going? I heard you had a job interview this morning."
-
-RSS_SCRIPT = """
-import json, sys
-sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
 import app
-from bench_emotion import webcam_frame
-from common import peak_rss_mb
-models = app.load_models(None, {tuned!r}, {base!r} or None, precision={precision!r})
-app.build_demo(models)
-frame = webcam_frame()
-for _ in range(5):
-    detected = app.read_face(models, frame)[3]
-    app.draft_replies(models, {message!r}, app.FACE, detected, "")
-print(json.dumps({{"peak_rss_mb": peak_rss_mb()}}))
-"""
+from bench.bench_emotion import webcam_frame
+from bench.bench_reply import MESSAGE, T5_TOKENIZER, t5_small_sized_folder
+from bench.common import measure, table
+from emoreply.reply.drafter import MAX_NEW_TOKENS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def round_trip(models: app.Models, frame) -> None:
@@ -94,16 +76,17 @@ def rss_row(what: str, tuned: str | None, base: str, precision: str) -> dict:
 
 
 def peak_rss(tuned: str | None, base: str, precision: str) -> float:
-    code = RSS_SCRIPT.format(
-        root=str(ROOT), bench=str(Path(__file__).parent), tuned=tuned, base=base, precision=precision, message=MESSAGE
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    """Peak RSS (MiB) of a fresh app process holding these models: ``python -m bench.app_peak_rss``."""
+    command = [sys.executable, "-m", "bench.app_peak_rss", "--precision", precision]
+    command += ["--reply-model", tuned] if tuned else []
+    command += ["--base-model", base] if base else []
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]
 
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--t5_tokenizer", default="../shared/models/t5-small-tokenizer")
+    parser.add_argument("--t5_tokenizer", default=T5_TOKENIZER)
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")
     parser.add_argument("--repeat", type=int, help="timed repeats per row (default 30; 3 with --quick)")
     parser.add_argument("--default_only", action="store_true", help="only the default models' rows")

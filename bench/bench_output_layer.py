@@ -1,6 +1,6 @@
 """t5-small's output layer alone: nn.Linear against the transposed layout ReplyDrafter uses on CPU.
 
-    python bench/bench_output_layer.py [--quick]
+    python -m bench.bench_output_layer [--quick]
 
 A decoding step multiplies one row per reply (batch 1 for a draft, 7 for a sweep) by the
 (32128, 512) output layer; a teacher-forced evaluation batch multiplies hundreds of rows.
@@ -9,15 +9,11 @@ A decoding step multiplies one row per reply (batch 1 for a draft, 7 for a sweep
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import measure, table  # noqa: E402
-
-from emoreply.reply.cpu_layout import TransposedLinear  # noqa: E402
+from bench.common import measure, table
+from emoreply.reply.cpu_layout import TransposedLinear
 
 
 def rows_for(out_features: int, in_features: int, batches: list[int], repeat: int) -> list[dict]:

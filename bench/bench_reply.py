@@ -1,10 +1,10 @@
 """Reply drafter speed: one reply (fp32, int8, bf16), a 7-emotion sweep, and training throughput.
 
-    python bench/bench_reply.py [--model smollm2] [--quick]
+    python -m bench.bench_reply [--model smollm2] [--quick]
 
 Every variant is loaded as the app loads it (``ReplyDrafter.from_pretrained(precision=...)``: on
 CPU with its output layer's weight transposed), plus fp32 with transformers' own ``nn.Linear``
-output layer to show what that layout buys (``bench_output_layer.py`` times the layer alone), and
+output layer to show what that layout buys (``bench.bench_output_layer`` times the layer alone), and
 for a LoRA adapter fp32 with the adapter merged into the weights (what keeping it separate costs;
 the app keeps it separate so that the base model shares its weights).
 
@@ -21,21 +21,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import measure, table  # noqa: E402
-
-import app  # noqa: E402
-from emoreply.reply import DEFAULT_REPLY_MODEL, PRECISIONS, ReplyDrafter  # noqa: E402
-from emoreply.reply.drafter import for_decoding, load_reply_model, resolve_reply_model  # noqa: E402
+import app
+from bench.common import measure, table
+from emoreply.reply import DEFAULT_REPLY_MODEL, PRECISIONS, ReplyDrafter
+from emoreply.reply.drafter import for_decoding, load_reply_model, resolve_reply_model
 
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
+T5_TOKENIZER = "../shared/models/t5-small-tokenizer"  # t5-small's tokenizer, saved offline (--t5_tokenizer)
 PLAIN = "fp32, nn.Linear layout"  # as transformers loads it, before emoreply.reply.cpu_layout
 MERGED = "fp32, adapter merged"  # LoRA folded into the base weights: no adapter layers at run time
 
@@ -176,7 +173,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--model", default=DEFAULT_REPLY_MODEL, help="smollm2 | t5 (bundled), or a folder")
     parser.add_argument(
         "--t5_tokenizer",
-        default="../shared/models/t5-small-tokenizer",
+        default=T5_TOKENIZER,
         help="the real t5-small tokenizer (32k vocabulary) for the t5-small-sized model",
     )
     parser.add_argument("--quick", action="store_true", help="few repeats (smoke test)")

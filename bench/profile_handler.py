@@ -1,32 +1,30 @@
 """Where one app round trip spends its time: torch profiler table of the top operators.
 
-    python bench/profile_handler.py [--model bundled|t5-small-sized] [--rows 15]
+    python -m bench.profile_handler [--model bundled|t5-small-sized] [--rows 15]
 
 Profiles read_face + the two drafts (see bench_handler.round_trip) after a warm-up. For the
-Python side use py-spy, e.g. ``py-spy record -o profile.svg -- python bench/bench_handler.py``.
+Python side use py-spy, e.g. ``py-spy record -o profile.svg -- python -m bench.bench_handler``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_emotion import webcam_frame  # noqa: E402
-from bench_handler import round_trip, t5_small_sized_folders  # noqa: E402
-
-import app  # noqa: E402
-from emoreply.reply.drafter import DEFAULT_REPLY_MODEL_PATH  # noqa: E402
+import app
+from bench.bench_emotion import webcam_frame
+from bench.bench_handler import round_trip, t5_small_sized_folders
+from bench.bench_reply import T5_TOKENIZER
+from emoreply.reply.drafter import DEFAULT_REPLY_MODEL_PATH
 
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["bundled", "t5-small-sized"], default="bundled")
-    parser.add_argument("--t5_tokenizer", default="../shared/models/t5-small-tokenizer")
+    parser.add_argument("--t5_tokenizer", default=T5_TOKENIZER)
     parser.add_argument("--rows", type=int, default=15)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -37,10 +35,10 @@ def main(argv: list[str] | None = None) -> str:
         models = app.load_models(None, tuned, base)
     frame = webcam_frame()
     for _ in range(3):
-        round_trip(models, frame, concurrent=False)
+        round_trip(models, frame)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(5):
-            round_trip(models, frame, concurrent=False)
+            round_trip(models, frame)
     out = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows)
     print(out)
     return out

@@ -1,6 +1,6 @@
 """Run every benchmark and print their markdown tables.
 
-    python bench/run_all.py [--quick] [--output bench/results.md]
+    python -m bench.run_all [--quick] [--output bench/results.md]
 
 Each benchmark warms up, repeats, and reports ratios against a baseline measured in the same run.
 Each runs in a fresh process, so its memory figures are its own (the app-load benchmark serves
@@ -18,14 +18,14 @@ from pathlib import Path
 
 import torch
 
-BENCH = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_bench(name: str, argv: list[str]) -> str:
-    """``bench/<name>.py argv`` in a fresh Python; its markdown (from the first heading on)."""
-    done = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), *argv], capture_output=True, text=True)
+    """``python -m bench.<name> argv`` in a fresh Python; its markdown (from the first heading on)."""
+    done = subprocess.run([sys.executable, "-m", f"bench.{name}", *argv], cwd=ROOT, capture_output=True, text=True)
     if done.returncode or "###" not in done.stdout:
-        raise SystemExit(f"bench/{name}.py failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        raise SystemExit(f"bench.{name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return done.stdout[done.stdout.index("###") :].strip()
 
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> str:
     }
     tables = [run_bench(name, argv) for name, argv in benches.items()]
     header = (
-        f"`python bench/run_all.py{' --quick' if args.quick else ''}`, started {started}: "
+        f"`python -m bench.run_all{' --quick' if args.quick else ''}`, started {started}: "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}"
     )
     out = "\n\n".join([header, *tables]) + "\n"

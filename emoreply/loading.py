@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .emotion_cnn.image_processing_emotion_cnn import MAX_IMAGE_PIXELS, ImageTooLargeError, check_image_size
+
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"  # the small models shipped with emoreply
 T = TypeVar("T")
 
@@ -89,12 +91,13 @@ def check_finite(model: Any, what: str, weights: str) -> None:
 
 
 def load_image(
-    source: Any, max_pixels: int = 50_000_000, draft_size: tuple[int, int] | None = None
+    source: Any, max_pixels: int = MAX_IMAGE_PIXELS, draft_size: tuple[int, int] | None = None
 ) -> Image.Image | np.ndarray:
     """A path, bytes, PIL image or array -> an image the processor takes; clear errors otherwise.
 
     File sizes are checked from the header before decoding, so a 10,000 x 10,000 upload is refused
-    without allocating it (and PIL's decompression-bomb guard cannot crash the caller).
+    without allocating it (and PIL's decompression-bomb guard cannot crash the caller): the
+    processor's ImageTooLargeError, which it raises for arrays and PIL images above its limit.
     ``draft_size``: JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least this
     large, so a 48 MP photo costs a few MB instead of 150; other formats decode at full size.
     """
@@ -116,12 +119,7 @@ def load_image(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(stream)
         try:
-            w, h = image.size
-            if w * h > max_pixels:
-                raise ValueError(
-                    f"The image is {w}x{h} ({w * h / 1e6:.0f} MP); the limit is {max_pixels / 1e6:.0f} MP. "
-                    "Please resize it first."
-                )
+            check_image_size(*image.size, max_pixels)
             if draft_size is not None:
                 image.draft(None, draft_size)  # a no-op for formats without reduced decoding
             image.load()
@@ -131,7 +129,7 @@ def load_image(
     except UnidentifiedImageError as err:  # its message names a BytesIO object, which helps nobody
         raise ValueError(f"Could not read {name} as an image: not a known image format, or empty") from err
     except Image.DecompressionBombError as err:  # PIL's own guard, from the header, above 179 MP
-        raise ValueError(
+        raise ImageTooLargeError(
             f"The image is far too large; the limit is {max_pixels / 1e6:.0f} MP. Please resize it first."
         ) from err
     except (OSError, SyntaxError) as err:

@@ -26,11 +26,16 @@ class EmotionReading:
     emotion: str | None = None  # the most probable emotion
 
     @property
+    def faces_note(self) -> str:
+        """Which face was read when there were several ("3 faces found; using the largest"), else ""."""
+        return f"{self.num_faces} faces found; using the largest" if self.num_faces > 1 else ""
+
+    @property
     def message(self) -> str:
         """A one-line account for people: what was found and which face was used."""
         if not self.face_found:
             return "No face found"
-        extra = f" ({self.num_faces} faces found; using the largest)" if self.num_faces > 1 else ""
+        extra = f" ({self.faces_note})" if self.faces_note else ""
         return f"{self.emotion} ({self.probabilities[self.emotion]:.0%}){extra}"
 
 

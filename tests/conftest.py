@@ -18,7 +18,7 @@ torch.set_num_threads(1)  # many tiny ops: threads cost more than they give, and
 
 
 def load_script(name: str):
-    """Import a train/ or bench/ script as a module (they are scripts, not a package)."""
+    """Import a train/ script as a module (they are scripts, not a package)."""
     path = ROOT / name
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)

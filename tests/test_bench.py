@@ -1,21 +1,22 @@
-"""The benchmark code paths run (on tiny models, one repeat): rows, ratios and the markdown table."""
+"""The benchmark code paths run (on tiny models, one repeat): rows, ratios and the markdown table.
+
+bench/ is a package: its scripts run as ``python -m bench.<name>`` from the repository root.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import pytest
 import torch
 
 import app
+from bench import bench_handler, bench_output_layer, bench_reply, common, run_all
 from emoreply.reader import EmotionReader
 from emoreply.reply import ReplyDrafter
 from emoreply.reply.cpu_layout import TransposedLinear
 
-from .conftest import load_script
-
-common = load_script("bench/common.py")
-bench_reply = load_script("bench/bench_reply.py")
-bench_handler = load_script("bench/bench_handler.py")
-bench_output_layer = load_script("bench/bench_output_layer.py")
+from .conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +121,17 @@ def test_peak_rss_is_measured_in_a_fresh_app_process(tiny_model_dir):
 
 
 def test_run_all_joins_every_benchmark_into_one_file(tmp_path, monkeypatch):
-    run_all = load_script("bench/run_all.py")
     monkeypatch.setattr(run_all, "run_bench", lambda name, argv: f"### {name} {argv}")
     out = tmp_path / "results.md"
     text = run_all.main(["--quick", "--output", str(out)])
-    assert out.read_text() == text and text.startswith("`python bench/run_all.py --quick`")
+    assert out.read_text() == text and text.startswith("`python -m bench.run_all --quick`")
     assert "### bench_emotion ['--quick']" in text and "### bench_output_layer ['--quick']" in text
     assert "### bench_app_load ['--clients', '4', '--requests', '2']" in text
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "bench").glob("*.py")), ids=lambda path: path.stem)
+def test_every_bench_module_imports_as_part_of_the_package(path):
+    module = importlib.import_module(f"bench.{path.stem}")
+    assert module.__doc__
+    if path.stem not in ("__init__", "common"):  # the rest run as python -m bench.<name>
+        assert callable(module.main) and "python -m bench." + path.stem in module.__doc__

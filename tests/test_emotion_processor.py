@@ -14,7 +14,7 @@ from PIL import Image
 
 from emoreply import EMOTIONS, EmotionCNNImageProcessor, ImageTooLargeError, NoFaceError
 from emoreply.loading import ModelLoadError
-from emoreply.reader import DEFAULT_EMOTION_MODEL, EmotionReader
+from emoreply.reader import DEFAULT_EMOTION_MODEL, EmotionReader, EmotionReading
 
 processor = EmotionCNNImageProcessor()
 
@@ -192,6 +192,19 @@ def test_reader_rejects_unreadable_or_huge_uploads(tiny_emotion_model_dir, data,
         reader.read(data)
 
 
+def test_a_huge_file_and_a_huge_array_are_refused_alike():
+    """One limit, one error, one wording: from a file's header (load_image) and from an array (the processor)."""
+    from emoreply.loading import load_image
+
+    errors = []
+    huge_array = np.broadcast_to(np.uint8(0), (6_000, 10_000))
+    for refuse in (lambda: load_image(png_header_only(10_000, 6_000)), lambda: processor(huge_array)):
+        with pytest.raises(ImageTooLargeError) as info:
+            refuse()
+        errors.append(str(info.value))
+    assert errors[0] == errors[1] == "The image is 10000x6000 (60 MP); the limit is 50 MP. Please resize it first."
+
+
 def test_reader_rejects_truncated_jpeg_and_missing_file(tiny_emotion_model_dir, face_rgb, tmp_path):
     reader = EmotionReader.from_pretrained(tiny_emotion_model_dir)
     buffer = io.BytesIO()
@@ -263,3 +276,10 @@ def test_load_image_decodes_jpegs_at_a_reduced_scale(face_rgb):
     Image.fromarray(face_rgb).save(data, "JPEG")
     assert load_image(data.getvalue(), draft_size=(100, 100)).size == (128, 128)  # 1/4: the smallest >= 100
     assert load_image(data.getvalue()).size == (512, 512)
+
+
+def test_a_reading_of_several_faces_says_which_one_it_used():
+    reading = EmotionReading(face_found=True, num_faces=3, probabilities={"happy": 1.0}, emotion="happy")
+    assert reading.faces_note == "3 faces found; using the largest"  # the app's status line says the same
+    assert reading.message == "happy (100%) (3 faces found; using the largest)"
+    assert EmotionReading(face_found=True, num_faces=1, probabilities={"happy": 1.0}, emotion="happy").faces_note == ""

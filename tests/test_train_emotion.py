@@ -12,6 +12,7 @@ from accelerate.utils.other import load as accelerate_load
 
 from emoreply.reader import EmotionReader
 from emoreply.training.common import TrainerState, resolve_checkpoint, save_checkpoint, sorted_checkpoints
+from emoreply.training.metrics import classification_report, plot_confusion_matrix
 
 from .conftest import load_script
 
@@ -39,6 +40,18 @@ def run(fer_folder, output_dir, *extra: str) -> None:
             *extra,
         ]
     )
+
+
+def test_classification_report_counts_every_label_and_plots(tmp_path):
+    report = classification_report([0, 1, 2, 2], [0, 2, 2, 1], ["a", "b", "c", "d"])
+    assert report["accuracy"] == 0.5
+    assert report["macro_f1"] == pytest.approx((1 + 0 + 0.5 + 0) / 4)  # "d", never seen, scores 0
+    assert report["per_class"]["c"] == {"recall": 0.5, "precision": 0.5, "f1": 0.5, "support": 2}
+    assert report["per_class"]["d"] == {"recall": 0.0, "precision": 0.0, "f1": 0.0, "support": 0}
+    assert report["confusion_matrix"] == [[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
+    json.dumps(report)  # plain Python numbers: eval_results.json
+    plot_confusion_matrix(report["confusion_matrix"], ["a", "b", "c", "d"], tmp_path / "cm.png", "title")
+    assert (tmp_path / "cm.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_training_writes_a_loadable_model_report_plots_and_card(fer_folder, tmp_path):

@@ -26,7 +26,7 @@ from emoreply.training.fer_data import load_fer_split, stratified_split
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="runs/emotion-cnn", help="folder written by train_emotion_cnn.py")
-    add_dataset_arg(parser, "fer2013", "../shared/data/fer2013")
+    add_dataset_arg(parser, "fer2013")
     parser.add_argument("--split", choices=["test", "validation"], default="test")
     parser.add_argument("--default_view", choices=list(TTA_VIEWS), help="store this view in config.json")
     parser.add_argument("--update_card", action="store_true", help="rewrite README.md (test split only)")

@@ -53,7 +53,7 @@ logger = logging.getLogger("train_emotion_cnn")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
-    add_dataset_arg(parser, "fer2013", "../shared/data/fer2013")
+    add_dataset_arg(parser, "fer2013")
     parser.add_argument("--val_fraction", type=float, default=0.1, help="of train, per class, for early stopping")
     parser.add_argument("--batch_size", type=int, default=64, help="per process (global: x processes)")
     parser.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")

@@ -26,7 +26,7 @@ logger = logging.getLogger("train_judge")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="runs/reply-judge")
-    add_dataset_arg(parser, "dailydialog", "../shared/data/dailydialog")
+    add_dataset_arg(parser, "dailydialog")
     parser.add_argument("--C", type=float, nargs="+", default=[0.5, 2.0, 8.0], help="inverse regularisation grid")
     parser.add_argument("--min_df", type=int, default=2)
     parser.add_argument("--max_word_features", type=int, default=50_000)

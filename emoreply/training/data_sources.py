@@ -18,6 +18,7 @@ from pathlib import Path
 
 LAYOUTS = {
     "fer2013": {
+        "default": "../shared/data/fer2013",  # --dataset's default: the training machine's shared copy
         "files": ("train*.parquet", "test*.parquet"),
         "columns": ({"image"}, {"label"}),
         "help": "FER-2013: a folder of train*.parquet and test*.parquet, or a Hub dataset id with train/test "
@@ -25,6 +26,7 @@ LAYOUTS = {
         "surprise, neutral)",
     },
     "dailydialog": {
+        "default": "../shared/data/dailydialog",
         "files": ("train.jsonl", "validation.jsonl", "test.jsonl"),
         "columns": ({"utterances", "dialog"}, {"emotions", "emotion"}),
         "help": 'DailyDialog: a folder of train/validation/test.jsonl, one dialogue a line {"utterances": [...], '
@@ -36,9 +38,11 @@ README_HINT = "See the README's Data section (python -m emoreply.training.data_s
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
-def add_dataset_arg(parser: argparse.ArgumentParser, kind: str, default: str) -> None:
-    """``--dataset`` with the expected layout and the default in --help."""
-    parser.add_argument("--dataset", default=default, help=f"{LAYOUTS[kind]['help']} (default: %(default)s)")
+def add_dataset_arg(parser: argparse.ArgumentParser, kind: str, default: str | None = None) -> None:
+    """``--dataset`` (default: ``LAYOUTS[kind]["default"]``) with the expected layout and the default in --help."""
+    layout = LAYOUTS[kind]
+    help_text = f"{layout['help']} (default: %(default)s)"
+    parser.add_argument("--dataset", default=default or layout["default"], help=help_text)
 
 
 def check_dataset(source: str | Path, kind: str, flag: str = "--dataset") -> None:

@@ -1,4 +1,4 @@
-"""Classification metrics and the plots the training scripts write (matplotlib, no display)."""
+"""Classification metrics (scikit-learn's, as the dict eval results keep) and the training plots (no display)."""
 
 from __future__ import annotations
 
@@ -9,24 +9,30 @@ import numpy as np
 
 
 def classification_report(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
-    """Accuracy, macro-F1, per-class recall/precision/F1 and the confusion matrix (rows: truth)."""
-    k = len(labels)
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
-    tp = np.diag(cm).astype(float)
-    support, predicted = cm.sum(1), cm.sum(0)
-    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
-    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    """Accuracy, macro-F1, per-class recall/precision/F1 and the confusion matrix (rows: truth), from scikit-learn.
+
+    ``y_true`` and ``y_pred`` are indices into ``labels``; every label counts in the macro average, a class
+    never predicted (or never present) scoring 0.
+    """
+    from sklearn import metrics
+
+    indices = list(range(len(labels)))
+    report = metrics.classification_report(
+        y_true, y_pred, labels=indices, target_names=list(labels), output_dict=True, zero_division=0
+    )
     return {
-        "accuracy": float(tp.sum() / max(cm.sum(), 1)),
-        "macro_f1": float(f1.mean()),
+        "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
+        "macro_f1": float(report["macro avg"]["f1-score"]),
         "per_class": {
-            name: {"recall": float(r), "precision": float(p), "f1": float(f), "support": int(s)}
-            for name, r, p, f, s in zip(labels, recall, precision, f1, support, strict=True)
+            name: {
+                "recall": float(report[name]["recall"]),
+                "precision": float(report[name]["precision"]),
+                "f1": float(report[name]["f1-score"]),
+                "support": int(report[name]["support"]),
+            }
+            for name in labels
         },
-        "confusion_matrix": cm.tolist(),
+        "confusion_matrix": metrics.confusion_matrix(y_true, y_pred, labels=indices).tolist(),
     }
 
 
@@ -40,29 +46,24 @@ def _pyplot():
 
 
 def plot_confusion_matrix(cm: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path, title: str) -> None:
-    """Row-normalised confusion matrix with counts, as a PNG."""
+    """Row-normalised confusion matrix (scikit-learn's display) with each cell's count, as a PNG."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     plt = _pyplot()
     cm = np.asarray(cm, dtype=float)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
+    display = ConfusionMatrixDisplay(norm, display_labels=list(labels)).plot(
+        ax=ax, cmap="Blues", colorbar=False, im_kw={"vmin": 0, "vmax": 1}, text_kw={"fontsize": 7}
+    )
+    for (i, j), text in np.ndenumerate(display.text_):  # the share and, below it, the count
+        text.set_text(f"{norm[i, j]:.2f}\n({int(cm[i, j])})")
+        text.set_color("white" if norm[i, j] > 0.5 else "black")
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(
-                j,
-                i,
-                f"{norm[i, j]:.2f}\n({int(cm[i, j])})",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if norm[i, j] > 0.5 else "black",
-            )
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.colorbar(display.im_, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -26,6 +26,24 @@ class ImageTooLargeError(ValueError):
     """Raised for images above ``max_image_pixels``: refused before any costly work."""
 
 
+MAX_IMAGE_PIXELS = 50_000_000  # the default limit (emoreply.loading checks it from a file's header)
+HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")  # 16/32-bit grayscale PIL modes: scaled, not clipped
+
+
+def check_image_size(width: int, height: int, max_pixels: int) -> None:
+    """ImageTooLargeError, in words, for a ``width`` x ``height`` image above ``max_pixels``."""
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"The image is {width}x{height} ({width * height / 1e6:.0f} MP); the limit is "
+            f"{max_pixels / 1e6:.0f} MP. Please resize it first."
+        )
+
+
+def is_channels_first(shape: tuple[int, ...]) -> bool:
+    """Whether an image array's shape is (C, H, W): 1, 3 or 4 leading channels and no such trailing axis."""
+    return len(shape) == 3 and shape[0] in (1, 3, 4) and shape[-1] not in (1, 3, 4)
+
+
 _local = threading.local()  # one cascade per thread: OpenCV objects are not shared across threads
 
 
@@ -41,7 +59,7 @@ def _face_cascade() -> Any:
 def to_gray_uint8(image: Any) -> np.ndarray:
     """PIL image (any mode) or array (HxW, HxWxC, CxHxW; uint8/uint16/float) -> (H, W) uint8."""
     if isinstance(image, Image.Image):
-        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        if image.mode in HIGH_DEPTH_MODES:
             image = np.asarray(image, dtype=np.float32)
         else:
             if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
@@ -56,7 +74,7 @@ def to_gray_uint8(image: Any) -> np.ndarray:
     if array.dtype == object or array.ndim not in (2, 3):
         raise ValueError(f"Expected an image (H, W) or (H, W, C) array, got shape {array.shape}")
     if array.ndim == 3:
-        if array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        if is_channels_first(array.shape):
             array = np.moveaxis(array, 0, -1)  # (C, H, W) -> (H, W, C)
         if array.shape[-1] == 4:
             array = array[..., :3]
@@ -112,7 +130,7 @@ class EmotionCNNImageProcessor(BaseImageProcessor):
         min_face_fraction: float = 0.1,
         large_face_fraction: float = 0.15,
         min_face_score: float = 2.0,
-        max_image_pixels: int = 50_000_000,
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -187,15 +205,10 @@ class EmotionCNNImageProcessor(BaseImageProcessor):
             shape = np.shape(image)
             if len(shape) not in (2, 3):
                 raise ValueError(f"Expected an image (H, W) or (H, W, C) array, got shape {shape}")
-            channels_first = len(shape) == 3 and shape[0] in (1, 3, 4) and shape[-1] not in (1, 3, 4)
-            h, w = shape[1:3] if channels_first else shape[:2]
+            h, w = shape[1:3] if is_channels_first(shape) else shape[:2]
         if h == 0 or w == 0:
             raise ValueError(f"Image is empty ({w}x{h} pixels)")
-        if h * w > self.max_image_pixels:
-            raise ImageTooLargeError(
-                f"Image is {w}x{h} ({h * w / 1e6:.0f} MP); the limit is "
-                f"{self.max_image_pixels / 1e6:.0f} MP. Please resize it first."
-            )
+        check_image_size(w, h, self.max_image_pixels)
         gray = to_gray_uint8(image)
         if gray.shape == (self.size, self.size):  # already a face crop (FER-2013 style)
             return gray, (0, 0, self.size, self.size), 1
