@@ -57,6 +57,7 @@ WARNING = "⚠️"  # how a handler's status line starts when the user's input c
 MAX_UPLOAD_MB = 20  # launch(max_file_size): larger uploads are refused before they are written
 WORK_SIDE = 1280  # pictures are read and previewed at most this large (detection itself runs at 320 px)
 LIVE_SECONDS = 4  # a Live stream holds its slot this long, then the page starts a new one through the queue
+LIVE_LEASE = 1.5  # a client's Live stream counts as running this long after its last frame (10 frames a second)
 # An upload is deleted this long after its request has read it, not by age: a request may wait its turn
 # in the queue for any time, and the page fetches the upload back from the server to show it.
 READ_GRACE = 10
@@ -234,6 +235,43 @@ def live_step(
     )
     detected = max(new, key=new.get)
     return label_value(new), f"Live: **{DISPLAY_NAMES[detected]}**", new, detected
+
+
+class LiveClients:
+    """One Live stream per client address. A second stream from the same address (another tab, or a
+    script opening several) is refused while the first still sends frames, so one client cannot hold
+    more than one of the Live slots; the page restarting its own stream keeps its session and is let in."""
+
+    def __init__(self, lease: float = LIVE_LEASE) -> None:
+        self.lease = lease
+        self._holders: dict[str, tuple[str, float]] = {}  # address -> (session, time of its last frame)
+        self._lock = threading.Lock()
+
+    def claim(self, address: str, session: str, now: float | None = None) -> None:
+        """Record a frame of ``session`` from ``address``; ValueError in words if another session holds it."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            holder = self._holders.get(address)
+            if holder and holder[0] != session and now - holder[1] < self.lease:
+                raise ValueError(
+                    "Live is already running in another tab or window of yours: close it, or try again in a moment."
+                )
+            self._holders = {a: h for a, h in self._holders.items() if now - h[1] < self.lease}  # forget the gone
+            self._holders[address] = (session, now)
+
+
+def live_event(models: Models, clients: LiveClients) -> Callable:
+    """The Live stream's event: :func:`live_step` for the one stream its client may run at a time."""
+    step = as_event(partial(live_step, models), 1)
+
+    def event(frame: Any, smoothed: dict[str, float] | None, request: gr.Request) -> tuple:
+        try:
+            clients.claim(request.client.host if request.client else "", request.session_hash or "")
+        except ValueError as err:
+            raise user_error(str(err)) from None
+        return step(frame, smoothed)
+
+    return event
 
 
 def user_error(message: str) -> gr.Error:
@@ -431,9 +469,10 @@ def build_demo(models: Models) -> Any:
             api_name="read_face",
         ).failure(failed_read, None, read_outputs, queue=False, api_visibility="private")
         # A stream holds a slot for LIVE_SECONDS, even after its client has gone; the page then opens a
-        # new one through the queue, so four abandoned streams block Live for seconds, not minutes.
+        # new one through the queue, so abandoned streams block Live for seconds, not minutes, and a
+        # client gets one stream at a time (LiveClients), so one client cannot hold several slots.
         live_camera.stream(
-            as_event(partial(live_step, models), 1),
+            live_event(models, LiveClients()),
             [live_camera, smoothed],
             [probabilities, status, smoothed, detected],
             stream_every=0.1,

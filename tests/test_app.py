@@ -120,6 +120,18 @@ def test_sweep_gives_one_reply_per_emotion(models):
     assert rows == [] and "empty" in notice
 
 
+def test_a_client_gets_one_live_stream_at_a_time():
+    clients = app.LiveClients(lease=1.5)
+    clients.claim("10.0.0.1", "tab-a", now=0.0)
+    clients.claim("10.0.0.1", "tab-a", now=1.0)  # its own next frame, or the page restarting the stream
+    clients.claim("10.0.0.2", "tab-b", now=1.0)  # another client
+    with pytest.raises(ValueError, match="already running in another tab or window of yours"):
+        clients.claim("10.0.0.1", "tab-c", now=2.0)  # 1 s after tab-a's last frame: tab-a still runs
+    clients.claim("10.0.0.1", "tab-c", now=2.6)  # tab-a sent nothing for 1.6 s: gone, tab-c may start
+    with pytest.raises(ValueError):
+        clients.claim("10.0.0.1", "tab-a", now=3.0)
+
+
 def test_live_mode_smooths_over_frames_and_survives_no_face(models, face_rgb):
     label, status, state, detected = app.live_step(models, face_rgb, None)
     assert detected in EMOTIONS and state and set(label) == {DISPLAY_NAMES[e] for e in EMOTIONS}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import json
 import os
 import re
 import socket
@@ -209,8 +210,10 @@ def test_uploads_above_the_limit_are_refused_before_they_are_stored(server, cach
     assert response.status_code == 413 and not any(p.name == "big.png" for p in cached_files(cache_dir))
 
 
-def test_four_abandoned_live_streams_free_live_within_seconds(server, face_rgb):
-    """Four clients send one Live frame and never read the answer; a fifth is still served within 5 s."""
+def test_abandoned_live_streams_hold_one_slot_per_client_and_free_it_within_seconds(server, face_rgb):
+    """One client opens four Live streams and never reads them: it gets one slot, the other three are
+    refused in words, and another client (127.0.0.2) is served at once; after LIVE_LEASE the first
+    client may stream again."""
     import httpx
 
     jpeg = io.BytesIO()
@@ -222,26 +225,37 @@ def test_four_abandoned_live_streams_free_live_within_seconds(server, face_rgb):
     config = httpx.get(f"{server}config", timeout=30).json()
     fn_index = next(d["id"] for d in config["dependencies"] if d["api_name"] == "live")
 
-    def join(session: str) -> None:
-        body = {
-            "data": [frame, None],
-            "fn_index": fn_index,
-            "session_hash": session,
-            "event_data": None,
-            "trigger_id": None,
-        }
-        httpx.post(f"{server}gradio_api/queue/join", json=body, timeout=30).raise_for_status()
+    def client(address: str) -> httpx.Client:
+        return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
 
-    for i in range(4):
-        join(f"abandoned{i}")
-    time.sleep(0.5)
-    start = time.monotonic()
-    join("fifth")
-    with httpx.stream("GET", f"{server}gradio_api/queue/data", params={"session_hash": "fifth"}, timeout=30) as r:
-        for line in r.iter_lines():
-            if '"process_streaming"' in line or '"process_completed"' in line:
-                break
-    assert time.monotonic() - start < 5
+    def join(http: httpx.Client, session: str) -> None:
+        body = {"data": [frame, None], "fn_index": fn_index, "session_hash": session, "event_data": None}
+        http.post(f"{server}gradio_api/queue/join", json={**body, "trigger_id": None}).raise_for_status()
+
+    def first_answer(http: httpx.Client, session: str) -> dict:
+        """The first streamed result or completion message of ``session``'s event."""
+        with http.stream("GET", f"{server}gradio_api/queue/data", params={"session_hash": session}) as r:
+            for line in r.iter_lines():
+                message = json.loads(line.removeprefix("data: ")) if line.startswith("data: ") else {}
+                if message.get("msg") in ("process_streaming", "process_completed"):
+                    return message
+        return {}
+
+    with client("127.0.0.1") as one, client("127.0.0.2") as other:
+        for i in range(4):
+            join(one, f"abandoned{i}")
+        refused = first_answer(one, "abandoned3")
+        assert refused["success"] is False and "already running in another tab" in refused["output"]["error"]
+        time.sleep(0.3)
+        start = time.monotonic()
+        join(other, "another-client")
+        served = first_answer(other, "another-client")
+        assert served.get("success", True) and "Live:" in json.dumps(served["output"])  # a reading, not an error
+        assert time.monotonic() - start < 5
+        time.sleep(app.LIVE_LEASE)
+        join(one, "back-again")
+        assert first_answer(one, "back-again").get("success", True)
+    time.sleep(app.LIVE_LEASE)  # leave this address free for the browser test's Live stream
 
 
 def test_an_upload_is_deleted_seconds_after_it_is_read_whatever_its_age(cache_dir, monkeypatch):
