@@ -6,7 +6,9 @@ Every variant is loaded as the app loads it (``ReplyDrafter.from_pretrained(prec
 CPU with its output layer's weight transposed), plus fp32 with transformers' own ``nn.Linear``
 output layer to show what that layout buys (``bench.bench_output_layer`` times the layer alone), and
 for a LoRA adapter fp32 with the adapter merged into the weights (what keeping it separate costs;
-the app keeps it separate so that the base model shares its weights).
+the app keeps it separate so that the base model shares its weights). A model that stores an emotion
+guidance scale drafts as the app does, each reply with its emotion-free twin row in the same batch
+(``emoreply.reply.drafter.EmotionGuidance``); "fp32, no emotion guidance" shows what the twins cost.
 
 For the default responder (SmolLM2-135M-Instruct + LoRA, at its natural reply lengths, and forced
 to exactly 20 new tokens so that a sweep and one reply do the same number of decoding steps), the
@@ -20,6 +22,7 @@ mean lengths (23 prompt tokens, 14 reply tokens with the project tokenizer) in b
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import tempfile
 from pathlib import Path
@@ -35,6 +38,7 @@ MESSAGE = "How is your day going? I heard you had a job interview this morning."
 T5_TOKENIZER = "../shared/models/t5-small-tokenizer"  # t5-small's tokenizer, saved offline (--t5_tokenizer)
 PLAIN = "fp32, nn.Linear layout"  # as transformers loads it, before emoreply.reply.cpu_layout
 MERGED = "fp32, adapter merged"  # LoRA folded into the base weights: no adapter layers at run time
+UNGUIDED = "fp32, no emotion guidance"  # what the emotion-free twin rows of EmotionGuidance cost
 
 
 def t5_small_sized_folder(tokenizer_dir: str, folder: Path, min_new_tokens: int | None = None) -> str:
@@ -65,20 +69,35 @@ def t5_small_sized_folder(tokenizer_dir: str, folder: Path, min_new_tokens: int 
 
 def variants(folder: str) -> dict[str, ReplyDrafter]:
     """The drafter as the app loads it in each precision, in fp32 with transformers' own ``nn.Linear``s,
-    and for a LoRA adapter in fp32 with the adapter merged into the weights."""
+    for a LoRA adapter in fp32 with the adapter merged into the weights, and (for a model that stores
+    an emotion guidance scale) in fp32 without guidance. All but the last guide as the app does."""
     drafters = {p: ReplyDrafter.from_pretrained(folder, device="cpu", precision=p) for p in PRECISIONS}
-    drafters[PLAIN] = ReplyDrafter(*load_reply_model(folder))
+    guidance = drafters["fp32"].emotion_guidance
+    drafters[PLAIN] = ReplyDrafter(*load_reply_model(folder), emotion_guidance=guidance)
     model, tokenizer = load_reply_model(folder)
     if hasattr(model, "merge_and_unload"):
-        drafters[MERGED] = ReplyDrafter(for_decoding(model.merge_and_unload(), "fp32", torch.device("cpu")), tokenizer)
+        merged = for_decoding(model.merge_and_unload(), "fp32", torch.device("cpu"))
+        drafters[MERGED] = ReplyDrafter(merged, tokenizer, emotion_guidance=guidance)
+    if guidance:
+        drafters[UNGUIDED] = copy.copy(drafters["fp32"])
+        drafters[UNGUIDED].emotion_guidance = 0.0
     return drafters
 
 
-def decoding_steps(drafter: ReplyDrafter, prompts: list[str], fixed_length: bool) -> list[int]:
+def jobs(drafter: ReplyDrafter, message: str) -> tuple[list[str], list[str | None]]:
+    """The seven prompts for ``message`` and their emotion-free twins (None where the drafter does not guide)."""
+    return (
+        [drafter.prompt(message, e)[0] for e in drafter.emotions],
+        [drafter.unguided_prompt(message, e) for e in drafter.emotions],
+    )
+
+
+def decoding_steps(drafter: ReplyDrafter, prompts: list[str], unguided: list, fixed_length: bool) -> list[int]:
     """Decoding steps per prompt: the greedy reply's tokens + EOS (at fixed length, max_new_tokens)."""
     if fixed_length:
         return [drafter.max_new_tokens] * len(prompts)
-    return [len(drafter.tokenizer(c[0], add_special_tokens=False)["input_ids"]) + 1 for c in drafter.generate(prompts)]
+    replies = drafter.generate(prompts, unguided=unguided)
+    return [len(drafter.tokenizer(c[0], add_special_tokens=False)["input_ids"]) + 1 for c in replies]
 
 
 def rows_for(
@@ -89,17 +108,18 @@ def rows_for(
     # min_new_tokens pins the length: random weights then cost as much as a real 20-token reply, and
     # all seven replies of a sweep are as long as the one reply.
     extra = {"min_new_tokens": drafter.max_new_tokens} if fixed_length else {}
-    prompts = [drafter.prompt(MESSAGE, e)[0] for e in drafter.emotions]
-    steps = decoding_steps(drafter, prompts, fixed_length)
+    prompts, unguided = jobs(drafter, MESSAGE)
+    steps = decoding_steps(drafter, prompts, unguided, fixed_length)
     # A batched sweep decodes until its longest reply ends: the one reply it is compared with is that one.
     longest = steps.index(max(steps))
-    one = measure(lambda: drafter.generate([prompts[longest]], **extra), warmup=3, repeat=repeat)
+    one = measure(lambda: drafter.generate([prompts[longest]], unguided=[unguided[longest]], **extra), 3, repeat)
     rows = [
         {
             "name": f"{name}: one reply (greedy, {'20' if fixed_length else '≤20'} new tokens), fp32",
             **one,
             "baseline": True,
-            "note": f"{steps[longest]} decoding steps ({drafter.emotions[longest]})",
+            "note": f"{steps[longest]} decoding steps ({drafter.emotions[longest]})"
+            + (f", emotion guidance {drafter.emotion_guidance:g}" if drafter.emotion_guidance else ""),
         }
     ]
     # One thread as fast as two means memory-bound: only fewer bytes per weight help, not more cores.
@@ -108,15 +128,18 @@ def rows_for(
     timed_variants += [("fp32", ", 1 thread"), ("bf16", ", 1 thread")] if one_thread else []
     for key, label in timed_variants:
         variant = drafters[key]
+        twin = [variant.unguided_prompt(MESSAGE, drafter.emotions[longest])]
         torch.set_num_threads(1 if label else threads)
-        timed = measure(lambda: variant.generate([prompts[longest]], **extra), warmup=3, repeat=repeat)  # noqa: B023
+        timed = measure(lambda: variant.generate([prompts[longest]], unguided=twin, **extra), 3, repeat)  # noqa: B023
         torch.set_num_threads(threads)
         rows.append(
             {"name": f"{name}: one reply, {key}{label}", **timed, "ratio": timed["median_ms"] / one["median_ms"]}
         )
-    seven = measure(lambda: drafter.generate(prompts, batch_size=7, **extra), warmup=2, repeat=max(3, repeat // 2))
+    seven = measure(lambda: drafter.generate(prompts, batch_size=7, unguided=unguided, **extra), 2, max(3, repeat // 2))
     sequential = measure(
-        lambda: [drafter.generate([p], **extra) for p in prompts], warmup=1, repeat=max(3, repeat // 4)
+        lambda: [drafter.generate([p], unguided=[u], **extra) for p, u in zip(prompts, unguided, strict=True)],
+        warmup=1,
+        repeat=max(3, repeat // 4),
     )
     rows.append(
         {
@@ -134,11 +157,11 @@ def sweep_ratios_row(name: str, drafter: ReplyDrafter, messages: list[str], repe
     """Natural lengths over several messages: sweep time over (its longest reply; the mean of its 7 replies)."""
     vs_longest, vs_mean = [], []
     for message in messages:
-        prompts = [drafter.prompt(message, e)[0] for e in drafter.emotions]
-        seven = measure(lambda: drafter.generate(prompts, batch_size=7), warmup=2, repeat=repeat)  # noqa: B023
+        prompts, unguided = jobs(drafter, message)
+        seven = measure(lambda: drafter.generate(prompts, batch_size=7, unguided=unguided), 2, repeat)  # noqa: B023
         singles = [
-            measure(lambda: drafter.generate([p]), warmup=1, repeat=repeat)["median_ms"]  # noqa: B023
-            for p in prompts
+            measure(lambda: drafter.generate([p], unguided=[u]), warmup=1, repeat=repeat)["median_ms"]  # noqa: B023
+            for p, u in zip(prompts, unguided, strict=True)
         ]
         vs_longest.append(seven["median_ms"] / max(singles))
         vs_mean.append(seven["median_ms"] * len(singles) / sum(singles))
