@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 
@@ -15,6 +16,7 @@ from emoreply.reply.judge import EmotionJudge
 from emoreply.training.common import sorted_checkpoints
 
 from .conftest import TINY_T5, load_script
+from .test_reply_drafter import count_generate
 
 train_script = load_script("train/train_reply.py")
 judge_script = load_script("train/train_judge.py")
@@ -238,6 +240,25 @@ def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tiny_
     assert "| human reference replies |" in (out / "eval_results.md").read_text()
     assert results["rows"] == saved["rows"]
     assert "| fine-tuned |" in (adapter / "README.md").read_text()  # --update_card refreshed the card
+
+
+def test_evaluation_replies_resume_from_their_cache(tiny_adapter_dir, tmp_path, monkeypatch):
+    drafter = ReplyDrafter.from_pretrained(tiny_adapter_dir, device="cpu", max_new_tokens=4)
+    args = argparse.Namespace(replies_dir=str(tmp_path), batch_size=2, no_progress=True, precision="fp32")
+    jobs = [(f"Message number {i}", "happy", ["Hello"]) for i in range(5)]
+    in_one_sitting = eval_script.generate(drafter, jobs, argparse.Namespace(**{**vars(args), "replies_dir": None}), "x")
+    first = eval_script.generate(drafter, jobs[:3], args, "row")  # a sitting stopped after three replies
+    with (tmp_path / "row.jsonl").open("a") as f:
+        f.write('{"job": ["Message num')  # ... in the middle of writing a line
+    calls = count_generate(monkeypatch, drafter.model)
+    resumed = eval_script.generate(drafter, jobs, args, "row")
+    assert resumed[:3] == first and resumed == in_one_sitting
+    assert sum(c["input_ids"].shape[0] for c in calls) == 2  # only the two missing replies were generated
+    assert eval_script.generate(drafter, jobs, args, "row") == resumed and len(calls) == 1  # all cached now
+    drafter.max_new_tokens = 3  # other settings: nothing is reused
+    assert len(eval_script.generate(drafter, jobs, args, "row")) == 5 and len(calls) == 4
+    assert eval_script.generate(drafter, jobs[::-1], args, "row")  # other jobs: regenerated, not mixed up
+    assert json.loads((tmp_path / "row.jsonl").read_text().splitlines()[1])["job"][0] == jobs[-1][0]
 
 
 def test_lora_fine_tuning_of_a_chat_model_writes_a_loadable_adapter(dailydialog_dir, tiny_chat_dir, tmp_path):

@@ -87,6 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--max_new_tokens", type=int, default=MAX_NEW_TOKENS)
     parser.add_argument("--output_dir", help="where eval_results.json/.md go (default: the model folder)")
+    parser.add_argument(
+        "--replies_dir",
+        help="keep each row's generated replies here (JSON lines) and resume from them: a long evaluation "
+        "may be run in several sittings; a cached reply is reused only for the same message, emotion and settings",
+    )
     parser.add_argument("--update_card", action="store_true", help="rewrite the model folder's README.md")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="weights of the evaluated models")
     parser.add_argument("--no_copy_guard", action="store_true", help="score raw greedy replies, copies included")
@@ -103,19 +108,58 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def cached_replies(path: Path, settings: dict, jobs: list) -> list[str]:
+    """The replies ``path`` holds for the first of ``jobs`` (same settings, same jobs in order); the
+    file is rewritten to hold just those, ready for more lines."""
+    lines = path.read_text().splitlines() if path.is_file() else []
+    kept: list[str] = []
+    if lines and json.loads(lines[0]) == settings:
+        for line, (message, emotion, history) in zip(lines[1:], jobs, strict=False):  # the file may hold fewer
+            try:
+                record = json.loads(line)
+            except ValueError:  # a line cut short when an earlier sitting was stopped
+                break
+            if record["job"] != [message, emotion, list(history)]:
+                break
+            kept.append(record["reply"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in [settings, *cached_records(jobs, kept)]))
+    return kept
+
+
+def cached_records(jobs: list, replies: list[str]) -> list[dict]:
+    """One JSON line per reply: its job (message, emotion, history) and the reply; ``jobs`` may be longer."""
+    return [{"job": [m, e, list(h)], "reply": r} for (m, e, h), r in zip(jobs, replies, strict=False)]
+
+
 def generate(drafter: ReplyDrafter, jobs: list[tuple[str, str | None, list[str]]], args, what: str) -> list[str]:
     """Greedy replies to (message, emotion, history) jobs, in batches, with the copy guard and the
-    drafter's emotion guidance, as in the app."""
+    drafter's emotion guidance, as in the app; with ``--replies_dir``, cached and resumed under ``what``."""
     prompts = [drafter.prompt(m, e, h)[0] for m, e, h in jobs]
     unguided = [drafter.unguided_prompt(m, e, h) for m, e, h in jobs]
     out: list[str] = []
-    for start in tqdm(range(0, len(jobs), args.batch_size), desc=what, leave=False, disable=args.no_progress):
+    cache = Path(args.replies_dir) / f"{what}.jsonl" if args.replies_dir else None
+    if cache is not None:
+        settings = {
+            "model": drafter.name,
+            "adapter": drafter.use_adapter,
+            "emotion_guidance": drafter.emotion_guidance,
+            "max_new_tokens": drafter.max_new_tokens,
+            "no_repeat_ngram_size": drafter.no_repeat_ngram_size,
+            "copy_guard": drafter.avoid_copies,
+            "precision": args.precision,
+        }
+        out = cached_replies(cache, settings, jobs)
+    for start in tqdm(range(len(out), len(jobs), args.batch_size), desc=what, leave=False, disable=args.no_progress):
         chunk = slice(start, start + args.batch_size)
         messages = [m for m, _, _ in jobs[chunk]]
         batch = drafter.generate(
             prompts[chunk], batch_size=args.batch_size, messages=messages, unguided=unguided[chunk]
         )
         out += [c[0] for c in batch]
+        if cache is not None:  # appended batch by batch: a stopped sitting loses one batch at most
+            with cache.open("a") as f:
+                f.writelines(json.dumps(r) + "\n" for r in cached_records(jobs[chunk], out[chunk]))
     return out
 
 
@@ -182,6 +226,7 @@ def relevance_scores(scorer, tokenizer, pairs, replies: dict[str, list[str]], ar
 
 
 def score_row(
+    key: str,
     drafter: ReplyDrafter | None,
     judge: EmotionJudge,
     pairs,
@@ -212,7 +257,7 @@ def score_row(
     if with_emotion and args.max_sweep_samples:
         n = min(args.max_sweep_samples, len(pairs))
         jobs = [(c, e, h) for c, h in zip(pairs["context"][:n], pairs["history"][:n], strict=True) for e in EMOTIONS]
-        swept = np.asarray(judge.predict(generate(drafter, jobs, args, "sweep")))
+        swept = np.asarray(judge.predict(generate(drafter, jobs, args, f"{key}-sweep")))
         requested = np.asarray([e for _, e, _ in jobs])
         per = {e: float((swept[requested == e] == e).mean()) for e in EMOTIONS}
         row.update(controllability=float(np.mean(list(per.values()))), controllability_per_emotion=per)
@@ -261,9 +306,10 @@ def main(argv: list[str] | None = None) -> dict:
         replies[key] = generate(drafter, row_jobs, args, key)
         results_rows[key] = {
             "model": drafter.name,
-            **score_row(drafter, judge, pairs, replies[key], with_emotion, args),
+            **score_row(key, drafter, judge, pairs, replies[key], with_emotion, args),
         }
-    results_rows["references"] = {"model": "human", **score_row(None, judge, pairs, replies["references"], True, args)}
+    references = score_row("references", None, judge, pairs, replies["references"], True, args)
+    results_rows["references"] = {"model": "human", **references}
 
     if args.relevance_contexts and not relevance_pairs(pairs, args):
         logger.warning("relevance not scored: fewer dialogues than --relevance_set_size among the pairs")
