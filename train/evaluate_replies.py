@@ -69,6 +69,7 @@ from emoreply.reply.metrics import (
 from emoreply.reply.prompt import format_prompt
 
 logger = logging.getLogger("evaluate_replies")
+SKIPPABLE = ("no_guidance", "no_emotion", "base")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=DEFAULT_REPLY_MODEL, help="smollm2 | t5 (bundled), or a folder / Hub id")
     parser.add_argument("--base_model", help="base of a full (non-adapter) model; 'none' skips the base row")
     parser.add_argument("--compare", nargs="*", default=["t5"], help="more reply models to score ('none': no more)")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=SKIPPABLE, help="rows to leave out (e.g. for a quick first sitting)"
+    )
     parser.add_argument("--scorer", help="causal LM scoring relevance (default: the SmolLM2 base)")
     parser.add_argument("--judge", default="runs/reply-judge", help="folder written by train/train_judge.py")
     parser.add_argument("--dataset", default="../shared/data/dailydialog", help="jsonl folder or Hub dataset id")
@@ -271,12 +275,13 @@ def load_rows(args: argparse.Namespace) -> dict[str, tuple[ReplyDrafter, bool]]:
     if args.emotion_guidance is not None:
         tuned.emotion_guidance = args.emotion_guidance
     rows = {"fine_tuned": (tuned, True)}
-    if tuned.emotion_guidance:
+    if tuned.emotion_guidance and "no_guidance" not in args.skip:
         plain = copy.copy(tuned)  # the same model and lock, plain greedy decoding
         plain.emotion_guidance = 0.0
         rows["no_guidance"] = (plain, True)
-    rows["no_emotion"] = (tuned, False)
-    if (args.base_model or "").lower() != "none":
+    if "no_emotion" not in args.skip:
+        rows["no_emotion"] = (tuned, False)
+    if (args.base_model or "").lower() != "none" and "base" not in args.skip:
         try:
             rows["base"] = (tuned.base_drafter(args.base_model), True)
         except Exception as err:  # offline without the base: the other rows still count
