@@ -307,3 +307,6 @@ def test_a_lower_precision_evaluation_cannot_rewrite_the_fp32_card():
     assert eval_script.parse_args(["--precision", "int8"]).precision == "int8"
     with pytest.raises(SystemExit):  # a guidance scale the folder does not store would mislabel its card
         eval_script.parse_args(["--emotion_guidance", "2", "--update_card"])
+    assert eval_script.parse_args(["--skip", "no_guidance", "base"]).skip == ["no_guidance", "base"]
+    with pytest.raises(SystemExit):  # the fine-tuned row is what is evaluated: it cannot be skipped
+        eval_script.parse_args(["--skip", "fine_tuned"])
