@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> str:
     repeat = args.repeat or (3 if args.quick else 30)
     rows = rows_for("default", partial(app.load_models, None, None, None), repeat)
     rows.append(rss_row("default responder, base = adapter off", None, "", "fp32"))
+    rows.append(rss_row("default responder merged, base loaded apart", None, "", "int8"))
     with tempfile.TemporaryDirectory() as tmp:
         if args.default_only:
             return _print(table(rows, _title()))
