@@ -15,8 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from emoreply.cards import write_emotion_card
 from emoreply.emotion_cnn import EmotionCNNForImageClassification, EmotionCNNImageProcessor
+from emoreply.training.cards import write_emotion_card
 from emoreply.training.common import STATE_FILE, TrainerState, sorted_checkpoints
 from emoreply.training.data_sources import add_dataset_arg, check_dataset
 from emoreply.training.emotion_eval import TTA_VIEWS, test_report

@@ -29,8 +29,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
-from emoreply.cards import write_emotion_card
 from emoreply.emotion_cnn import EMOTIONS, EmotionCNNConfig, EmotionCNNForImageClassification, EmotionCNNImageProcessor
+from emoreply.training.cards import write_emotion_card
 from emoreply.training.common import (
     TrainerState,
     add_common_args,

@@ -15,6 +15,9 @@ import importlib.util
 import os
 from pathlib import Path
 
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from ..loading import ModelLoadError, hub_reachable
 
 BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -45,9 +48,6 @@ def gguf_path() -> Path:
 
 def convert_gguf(gguf: Path, folder: Path) -> Path:
     """Dequantise ``gguf`` into a plain model + tokenizer folder (fp32 safetensors)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The weights are now ordinary fp32 tensors; the marker would make from_pretrained look for GGUF.

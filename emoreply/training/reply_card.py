@@ -7,10 +7,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..cards import training_notes
+from safetensors import safe_open
+
 from ..emotion_cnn import EMOTIONS
-from .drafter import DEFAULT_BASE_MODEL_ID, DEFAULT_REPLY_MODEL_ID
-from .prompt import TONES, build_prompt, chat_messages
+from ..reply.drafter import DEFAULT_BASE_MODEL_ID, DEFAULT_REPLY_MODEL_ID
+from ..reply.prompt import TONES, build_prompt, chat_messages
+from .cards import training_notes
 
 ROW_NAMES = {
     "fine_tuned": "fine-tuned",
@@ -291,8 +293,6 @@ def write_reply_card(output_dir: str | Path, repo: str | None = None) -> Path:
 
 def _count_params(folder: Path, name: str = "model.safetensors") -> int:
     """Parameters in the saved safetensors (tied embeddings are stored, and counted, once)."""
-    from safetensors import safe_open
-
     path = folder / name
     if not path.exists():
         return 0

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
-from .emotion_cnn import DISPLAY_NAMES, EMOTIONS
+from ..emotion_cnn import DISPLAY_NAMES, EMOTIONS, EmotionCNNConfig, EmotionCNNForImageClassification
 
 
 def training_notes(folder: str | Path) -> str:
@@ -159,13 +160,9 @@ def write_emotion_card(
     output_dir: str | Path, args: argparse.Namespace, state: Any, results: dict[str, Any], repo: str | None = None
 ) -> Path:
     """README.md (the Hub model card) for a trained emotion CNN in ``output_dir``."""
-    import json
-
     output_dir = Path(output_dir)
     config = json.loads((output_dir / "config.json").read_text())
     processor = json.loads((output_dir / "preprocessor_config.json").read_text())
-    from .emotion_cnn import EmotionCNNConfig, EmotionCNNForImageClassification
-
     params = sum(
         p.numel()
         for p in EmotionCNNForImageClassification(
