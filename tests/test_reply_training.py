@@ -10,9 +10,9 @@ import torch
 
 from emoreply.emotion_cnn import EMOTIONS
 from emoreply.reply import ReplyDrafter
+from emoreply.training.cards import COLUMNS, write_reply_card
 from emoreply.training.common import sorted_checkpoints
 from emoreply.training.judge import EmotionJudge
-from emoreply.training.reply_card import COLUMNS, write_reply_card
 
 from .conftest import TINY_T5, load_script
 

@@ -56,9 +56,9 @@ from emoreply.reply.drafter import (
     resolve_reply_model,
 )
 from emoreply.reply.prompt import format_prompt
+from emoreply.training.cards import results_table, write_reply_card
 from emoreply.training.data_sources import add_dataset_arg
 from emoreply.training.judge import EmotionJudge
-from emoreply.training.reply_card import results_table, write_reply_card
 from emoreply.training.reply_data import load_pairs, make_collator, tokenize_pairs
 from emoreply.training.reply_metrics import copy_rate, distinct_n, relevance, reply_logprobs, token_losses
 

@@ -206,7 +206,7 @@ def train(args: argparse.Namespace, data: dict, report_test: bool = True, trial=
         if report_test:
             best = EmotionCNNForImageClassification.from_pretrained(output_dir)
             results = test_report(best, processor, *data["test"], output_dir)
-            write_emotion_card(output_dir, args, state, results)
+            write_emotion_card(output_dir)  # from the files just written beside the model
             accelerator.print(
                 "test accuracy "
                 + ", ".join(f"{results[view]['accuracy']:.4f} ({view})" for view in TTA_VIEWS)

@@ -51,6 +51,7 @@ from transformers import (
 
 from emoreply.reply.base import base_model_folder
 from emoreply.reply.drafter import DEFAULT_BASE_MODEL_ID, load_reply_model, save_decoding_settings
+from emoreply.training.cards import write_reply_card
 from emoreply.training.common import (
     TrainerState,
     add_common_args,
@@ -64,7 +65,6 @@ from emoreply.training.data_sources import add_dataset_arg, check_dataset
 from emoreply.training.distributed import process_seed, reduce_sums, start_processes
 from emoreply.training.hub import preflight_hub_push, push_after_training
 from emoreply.training.metrics import plot_curves
-from emoreply.training.reply_card import write_reply_card
 from emoreply.training.reply_data import (
     LengthGroupedSampler,
     balance_emotions,
