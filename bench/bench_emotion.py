@@ -6,7 +6,6 @@ python -m bench.bench_emotion [--model emoreply/pretrained/emotion-cnn] [--quick
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -51,36 +50,23 @@ def cnn_rows(reader: EmotionReader, plain: EmotionCNNForImageClassification, rep
     base = measure(lambda: plain(x1, **one), repeat=repeat)  # eager eval, autograd on: the naive call
     rows = [{"name": "CNN batch 1, eager (autograd on), no TTA", **base, "baseline": True}]
 
-    def row(name: str, fn: Callable[[], object], n_threads: int = threads, note: str = "", **kw: int) -> None:
+    def row(
+        name: str, model: EmotionCNNForImageClassification, views: dict, n_threads: int = threads, note: str = ""
+    ) -> None:
         torch.set_num_threads(n_threads)
-        r = measure(fn, **kw)
+        r = measure(lambda: model(x1, **views), repeat=repeat)
         torch.set_num_threads(threads)
         rows.append({"name": name, **r, "ratio": base["median_ms"] / r["median_ms"], "note": note})
 
     with torch.inference_mode():
-        row("CNN batch 1, inference_mode, no TTA", lambda: plain(x1, **one), repeat=repeat)
-        row(
-            "CNN batch 1, inference_mode, fused, no TTA",
-            lambda: fused(x1, **one),
-            repeat=repeat,
-            note="BN folded, channels_last",
-        )
+        row("CNN batch 1, inference_mode, no TTA", plain, one)
+        row("CNN batch 1, inference_mode, fused, no TTA", fused, one, note="BN folded, channels_last")
         # One face is too little work to split across cores: a thread of its own is faster.
-        row("CNN batch 1, inference_mode, fused, no TTA, 1 thread", lambda: fused(x1, **one), 1, repeat=repeat)
-        row(
-            "CNN batch 1, inference_mode, mirror TTA",
-            lambda: plain(x1, **mirror),
-            repeat=repeat,
-            note="2 views in one pass",
-        )
-        row("CNN batch 1, inference_mode, fused, mirror TTA (the reader)", lambda: fused(x1, **mirror), repeat=repeat)
-        row("CNN batch 1, inference_mode, fused, mirror TTA, 1 thread", lambda: fused(x1, **mirror), 1, repeat=repeat)
-        row(
-            "CNN batch 1, inference_mode, fused, ten-view TTA",
-            lambda: fused(x1, **ten),
-            repeat=repeat,
-            note="mirror x shifts",
-        )
+        row("CNN batch 1, inference_mode, fused, no TTA, 1 thread", fused, one, 1)
+        row("CNN batch 1, inference_mode, mirror TTA", plain, mirror, note="2 views in one pass")
+        row("CNN batch 1, inference_mode, fused, mirror TTA (the reader)", fused, mirror)
+        row("CNN batch 1, inference_mode, fused, mirror TTA, 1 thread", fused, mirror, 1)
+        row("CNN batch 1, inference_mode, fused, ten-view TTA", fused, ten, note="mirror x shifts")
         big = measure(lambda: fused(x256, **mirror), warmup=2, repeat=max(5, repeat // 5))
         rows.append(
             {"name": "CNN batch 256, fused, mirror TTA", **big, "note": f"{256 / big['median_ms'] * 1000:.0f} faces/s"}
