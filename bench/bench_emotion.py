@@ -6,7 +6,6 @@ python -m bench.bench_emotion [--model emoreply/pretrained/emotion-cnn] [--quick
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -15,6 +14,7 @@ from bench.common import measure, table
 from emoreply import EmotionCNNForImageClassification, EmotionCNNImageProcessor
 from emoreply.emotion_cnn.image_processing_emotion_cnn import to_gray_uint8
 from emoreply.reader import DEFAULT_EMOTION_MODEL, EmotionReader
+from emoreply.training.emotion_eval import TTA_VIEWS
 
 
 def webcam_frame(noisy_background: bool = False, face_side: int = 400) -> np.ndarray:
@@ -43,43 +43,34 @@ def webcam_frame(noisy_background: bool = False, face_side: int = 400) -> np.nda
 
 def cnn_rows(reader: EmotionReader, plain: EmotionCNNForImageClassification, repeat: int) -> list[dict]:
     """``plain``: the CNN as loaded; ``reader.model``: its fused copy (BatchNorm folded, channels_last)."""
-    fused, config = reader.model, reader.model.config
+    fused = reader.model
     x1, x256 = torch.randn(1, 1, 48, 48), torch.randn(256, 1, 48, 48)
-    threads, flip = torch.get_num_threads(), config.test_time_flip
-    config.test_time_flip = False
-    base = measure(lambda: plain(x1), repeat=repeat)  # eager eval, autograd on: the naive call
+    threads = torch.get_num_threads()
+    one, mirror, ten = TTA_VIEWS["no_tta"], TTA_VIEWS["tta_flip"], TTA_VIEWS["tta_ten_view"]
+    base = measure(lambda: plain(x1, **one), repeat=repeat)  # eager eval, autograd on: the naive call
     rows = [{"name": "CNN batch 1, eager (autograd on), no TTA", **base, "baseline": True}]
 
-    def row(name: str, fn: Callable[[], object], n_threads: int = threads, note: str = "", **kw: int) -> None:
+    def row(
+        name: str, model: EmotionCNNForImageClassification, views: dict, n_threads: int = threads, note: str = ""
+    ) -> None:
         torch.set_num_threads(n_threads)
-        r = measure(fn, **kw)
+        r = measure(lambda: model(x1, **views), repeat=repeat)
         torch.set_num_threads(threads)
         rows.append({"name": name, **r, "ratio": base["median_ms"] / r["median_ms"], "note": note})
 
     with torch.inference_mode():
-        row("CNN batch 1, inference_mode, no TTA", lambda: plain(x1), repeat=repeat)
-        row(
-            "CNN batch 1, inference_mode, fused, no TTA",
-            lambda: fused(x1),
-            repeat=repeat,
-            note="BN folded, channels_last",
-        )
+        row("CNN batch 1, inference_mode, no TTA", plain, one)
+        row("CNN batch 1, inference_mode, fused, no TTA", fused, one, note="BN folded, channels_last")
         # One face is too little work to split across cores: a thread of its own is faster.
-        row("CNN batch 1, inference_mode, fused, no TTA, 1 thread", lambda: fused(x1), 1, repeat=repeat)
-        config.test_time_flip = True
-        row("CNN batch 1, inference_mode, mirror TTA", lambda: plain(x1), repeat=repeat, note="2 views in one pass")
-        row("CNN batch 1, inference_mode, fused, mirror TTA (the reader)", lambda: fused(x1), repeat=repeat)
-        row("CNN batch 1, inference_mode, fused, mirror TTA, 1 thread", lambda: fused(x1), 1, repeat=repeat)
-        shift, config.test_time_shift = config.test_time_shift, 2
-        row(
-            "CNN batch 1, inference_mode, fused, ten-view TTA", lambda: fused(x1), repeat=repeat, note="mirror x shifts"
-        )
-        config.test_time_shift = shift
-        big = measure(lambda: fused(x256), warmup=2, repeat=max(5, repeat // 5))
+        row("CNN batch 1, inference_mode, fused, no TTA, 1 thread", fused, one, 1)
+        row("CNN batch 1, inference_mode, mirror TTA", plain, mirror, note="2 views in one pass")
+        row("CNN batch 1, inference_mode, fused, mirror TTA (the reader)", fused, mirror)
+        row("CNN batch 1, inference_mode, fused, mirror TTA, 1 thread", fused, mirror, 1)
+        row("CNN batch 1, inference_mode, fused, ten-view TTA", fused, ten, note="mirror x shifts")
+        big = measure(lambda: fused(x256, **mirror), warmup=2, repeat=max(5, repeat // 5))
         rows.append(
             {"name": "CNN batch 256, fused, mirror TTA", **big, "note": f"{256 / big['median_ms'] * 1000:.0f} faces/s"}
         )
-    config.test_time_flip = flip
     return rows
 
 

@@ -27,9 +27,9 @@ __all__ = [
 ]
 
 # The two halves' user-facing APIs: the emotion reader, and the reply drafter (emoreply.reply) with
-# its prompt and the emotion judge used to evaluate it.
+# its prompt. What trains and evaluates them (the emotion judge among it) is emoreply.training.
 from .reader import EmotionReader, EmotionReading  # noqa: E402
-from .reply import Comparison, Draft, EmotionJudge, ReplyDrafter, build_prompt, normalize_text  # noqa: E402
+from .reply import Comparison, Draft, ReplyDrafter, build_prompt, normalize_text  # noqa: E402
 
-__all__ += ["EmotionReader", "EmotionReading", "Comparison", "Draft", "EmotionJudge", "ReplyDrafter"]
+__all__ += ["EmotionReader", "EmotionReading", "Comparison", "Draft", "ReplyDrafter"]
 __all__ += ["build_prompt", "normalize_text"]

@@ -8,8 +8,11 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import numpy as np
+import torch
+from huggingface_hub import constants, try_to_load_from_cache
 from PIL import Image, UnidentifiedImageError
 
 from .emotion_cnn.image_processing_emotion_cnn import MAX_IMAGE_PIXELS, ImageTooLargeError, check_image_size
@@ -28,10 +31,6 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     Offline, huggingface_hub retries every file for about 25 s before giving up; one quick probe
     lets start-up skip that wait and fall back to the bundled models at once.
     """
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
     if constants.HF_HUB_OFFLINE:
         return False
     url = urlparse(constants.ENDPOINT)
@@ -43,8 +42,6 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _in_hub_cache(repo_id: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
     return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
@@ -80,8 +77,6 @@ def check_finite(model: Any, what: str, weights: str) -> None:
     Bytes scrambled inside a safetensors file with an intact header load without complaint and then
     give NaN probabilities; this catches them at start-up instead.
     """
-    import torch
-
     bad = [n for n, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
     if bad:
         raise ModelLoadError(

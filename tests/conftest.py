@@ -114,7 +114,7 @@ def make_dialogues(n: int, seed: int) -> list[dict[str, list]]:
 @pytest.fixture(scope="session")
 def dailydialog_dir(tmp_path_factory) -> Path:
     """A DailyDialog-layout folder: train/validation/test.jsonl, tiny."""
-    from emoreply.reply.data import write_jsonl
+    from emoreply.training.reply_data import write_jsonl
 
     folder = tmp_path_factory.mktemp("dailydialog")
     for split, n, seed in (("train", 40, 0), ("validation", 8, 1), ("test", 8, 2)):
@@ -124,8 +124,8 @@ def dailydialog_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(dailydialog_dir):
-    from emoreply.reply.data import load_pairs
-    from emoreply.reply.tokenizer import train_tokenizer
+    from emoreply.training.reply_data import load_pairs
+    from emoreply.training.reply_tokenizer import train_tokenizer
 
     pairs = load_pairs(dailydialog_dir, "train")
     return train_tokenizer([*pairs["prompt"], *pairs["response"]], vocab_size=200)
@@ -169,8 +169,8 @@ TINY_LLAMA = {
 @pytest.fixture(scope="session")
 def tiny_chat_tokenizer(dailydialog_dir):
     """The tiny tokenizer turned into a chat tokenizer: turn markers, end-of-turn as eos, a chat template."""
-    from emoreply.reply.data import load_pairs
-    from emoreply.reply.tokenizer import train_tokenizer
+    from emoreply.training.reply_data import load_pairs
+    from emoreply.training.reply_tokenizer import train_tokenizer
 
     pairs = load_pairs(dailydialog_dir, "train")
     tok = train_tokenizer([*pairs["context"], *pairs["response"], "Reply to the text message in a tone."], 200)

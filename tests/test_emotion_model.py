@@ -91,10 +91,10 @@ def test_eval_mode_averages_the_mirror_image():
     model = EmotionCNNForImageClassification(EmotionCNNConfig(channels=[4, 8, 8], hidden_size=16)).eval()
     x = torch.randn(3, 1, 48, 48)
     with torch.no_grad():
-        tta = model(x).logits
-        model.config.test_time_flip = False
-        single, mirrored = model(x).logits, model(x.flip(-1)).logits
+        tta = model(x).logits  # the config's default: the face and its mirror image
+        single, mirrored = model(x, test_time_flip=False).logits, model(x.flip(-1), test_time_flip=False).logits
     torch.testing.assert_close(tta, (single + mirrored) / 2, rtol=1e-5, atol=1e-5)
+    assert model.config.test_time_flip  # a call's views leave the config alone
 
 
 def test_ten_view_tta_averages_shifted_and_mirrored_faces():
@@ -105,10 +105,8 @@ def test_ten_view_tta_averages_shifted_and_mirrored_faces():
     shifted = [x] + [padded[..., 2 + dy : 50 + dy, 2 + dx : 50 + dx] for dy, dx in ((2, 0), (-2, 0), (0, 2), (0, -2))]
     assert torch.equal(shifted[1][..., :-2, :], x[..., 2:, :])  # a 2-pixel shift, edge rows repeated
     with torch.no_grad():
-        model.config.test_time_shift = 2
-        ten = model(x).logits
-        model.config.test_time_flip, model.config.test_time_shift = False, 0
-        views = [model(v).logits for v in shifted + [v.flip(-1) for v in shifted]]
+        ten = model(x, test_time_shift=2).logits
+        views = [model(v, test_time_flip=False).logits for v in shifted + [v.flip(-1) for v in shifted]]
     torch.testing.assert_close(ten, torch.stack(views).mean(0), rtol=1e-5, atol=1e-5)
     model.train()
     assert model(x).logits.shape == (2, 7)  # training sees one view only

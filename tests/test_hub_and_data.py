@@ -126,8 +126,8 @@ def test_kaggle_csv_and_hub_style_copies_convert_to_the_local_layouts(tmp_path, 
     import datasets
     import numpy as np
 
-    from emoreply.reply.data import load_dialogues
     from emoreply.training.fer_data import load_fer_split
+    from emoreply.training.reply_data import load_dialogues
 
     rows = ["emotion,pixels,Usage"] + [
         f"{i % 7},{' '.join(str(v) for v in np.full(48 * 48, i * 10))},{usage}"

@@ -12,10 +12,10 @@ from emoreply.emotion_cnn import EMOTIONS
 from emoreply.loading import ModelLoadError
 from emoreply.reply import ReplyDrafter, compare
 from emoreply.reply.base import BASE_MODEL_ID, INSTALL_COMMAND, base_model_folder
-from emoreply.reply.data import ChatCollator, load_pairs, tokenize_pairs
 from emoreply.reply.drafter import load_reply_model, until_stop
-from emoreply.reply.metrics import token_losses
 from emoreply.reply.prompt import chat_messages, format_prompt
+from emoreply.training.reply_data import ChatCollator, load_pairs, tokenize_pairs
+from emoreply.training.reply_metrics import token_losses
 
 from .conftest import TINY_LLAMA
 from .test_reply_drafter import count_generate
@@ -185,8 +185,8 @@ def test_a_missing_base_names_the_install_command(monkeypatch):
 
 
 def test_reply_logprobs_with_a_shared_prompt_cache_match_whole_sequences(tiny_chat_dir):
-    from emoreply.reply.data import ChatCollator
-    from emoreply.reply.metrics import reply_logprobs
+    from emoreply.training.reply_data import ChatCollator
+    from emoreply.training.reply_metrics import reply_logprobs
 
     model, tok = load_reply_model(tiny_chat_dir)
     prompts = [format_prompt(m, None, None, tok) for m in ("Hi there", "How is your day going?")]
@@ -202,7 +202,7 @@ def test_reply_logprobs_with_a_shared_prompt_cache_match_whole_sequences(tiny_ch
 
 
 def test_relevance_rewards_replies_that_fit_only_their_own_message():
-    from emoreply.reply.metrics import relevance
+    from emoreply.training.reply_metrics import relevance
 
     specific = torch.tensor([[-1.0, -9.0, -9.0], [-9.0, -1.0, -9.0], [-9.0, -9.0, -1.0]])
     stock = torch.full((3, 3), -2.0)  # the same reply whatever the message

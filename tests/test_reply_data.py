@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from emoreply.reply.data import (
+from emoreply.reply.prompt import build_prompt
+from emoreply.training.reply_data import (
     LengthGroupedSampler,
     balance_emotions,
     dialogues_to_pairs,
@@ -18,7 +19,6 @@ from emoreply.reply.data import (
     tokenize_pairs,
     write_jsonl,
 )
-from emoreply.reply.prompt import build_prompt
 
 DIALOGUE = {
     "utterances": ["Hello , how are you ?", "I ’ m great !", "Why ?", "I won a prize .", "Wow !"],

@@ -10,7 +10,7 @@ import torch
 from emoreply.emotion_cnn import EMOTIONS
 from emoreply.loading import ModelLoadError
 from emoreply.reply import Comparison, Draft, ReplyDrafter, build_prompt, compare, with_precision
-from emoreply.reply.data import dialogues_to_pairs
+from emoreply.training.reply_data import dialogues_to_pairs
 
 
 @pytest.fixture(scope="module")

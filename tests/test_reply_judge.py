@@ -7,8 +7,8 @@ import pytest
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from emoreply.reply.judge import VECTORIZERS, EmotionJudge
 from emoreply.reply.prompt import normalize_text
+from emoreply.training.judge import VECTORIZERS, EmotionJudge
 
 TEXTS = [
     "I am so happy today!",

@@ -7,7 +7,8 @@ import math
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
-from emoreply.reply.metrics import copy_rate, corpus_loss, distinct_n, is_copy, token_losses
+from emoreply.reply.copy_guard import is_copy
+from emoreply.training.reply_metrics import copy_rate, corpus_loss, distinct_n, token_losses
 
 
 def test_distinct_n():

@@ -1,7 +1,8 @@
 import pytest
 
+from emoreply.constants import MAX_MESSAGE_CHARS
 from emoreply.emotion_cnn import EMOTIONS
-from emoreply.reply.prompt import MAX_MESSAGE_CHARS, build_prompt, fit_history, normalize_text, prepare_message
+from emoreply.reply.prompt import build_prompt, fit_history, normalize_text, prepare_message
 
 
 def test_prompt_format_is_pinned():

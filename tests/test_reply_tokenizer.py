@@ -5,7 +5,7 @@ from __future__ import annotations
 from transformers import AutoTokenizer
 
 from emoreply.reply.prompt import build_prompt
-from emoreply.reply.tokenizer import train_tokenizer
+from emoreply.training.reply_tokenizer import train_tokenizer
 
 
 def test_trained_tokenizer_round_trips(tiny_tokenizer, tmp_path):

@@ -11,9 +11,9 @@ import torch
 
 from emoreply.emotion_cnn import EMOTIONS
 from emoreply.reply import ReplyDrafter
-from emoreply.reply.card import COLUMNS, write_reply_card
-from emoreply.reply.judge import EmotionJudge
+from emoreply.training.cards import COLUMNS, write_reply_card
 from emoreply.training.common import sorted_checkpoints
+from emoreply.training.judge import EmotionJudge
 
 from .conftest import TINY_T5, load_script
 from .test_reply_drafter import count_generate

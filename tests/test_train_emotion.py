@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.utils.other import load as accelerate_load
+from huggingface_hub import ModelCard
 
 from emoreply.reader import EmotionReader
 from emoreply.training.common import TrainerState, resolve_checkpoint, save_checkpoint, sorted_checkpoints
@@ -77,8 +78,10 @@ def test_training_writes_a_loadable_model_report_plots_and_card(fer_folder, tmp_
     for view in ("tta_flip", "no_tta", "tta_ten_view"):
         assert 0 <= results[view]["accuracy"] <= 1 and len(results[view]["per_class"]) == 7
         assert sum(map(sum, results[view]["confusion_matrix"])) == 35
-    card = (out / "README.md").read_text()
-    assert "model-index" in card and f"{results['tta_flip']['accuracy']:.4f}" in card
+    accuracy, plain, macro_f1 = ModelCard.load(out / "README.md").data.eval_results  # the model-index
+    assert accuracy.metric_value == round(results["tta_flip"]["accuracy"], 4) and "mirror" in accuracy.metric_name
+    assert plain.metric_value == round(results["no_tta"]["accuracy"], 4)
+    assert macro_f1.metric_type == "f1" and macro_f1.metric_value == round(results["tta_flip"]["macro_f1"], 4)
     config = json.loads((out / "config.json").read_text())
     assert len(config["class_weights"]) == 7
     assert EmotionReader.from_pretrained(out).model.config.channels == [4, 8, 8]
@@ -95,8 +98,9 @@ def test_evaluation_script_picks_a_view_on_validation_and_rewrites_the_card(fer_
     )
     assert test["default_view"] == "tta_ten_view" and test["num_test_images"] == 35
     assert EmotionReader.from_pretrained(out).model.config.test_time_shift == 2
-    card = (out / "README.md").read_text()
-    assert "ten-view" in card and f"{test['tta_ten_view']['accuracy']:.4f}" in card
+    card = ModelCard.load(out / "README.md")
+    assert "ten-view" in card.text
+    assert card.data.eval_results[0].metric_value == round(test["tta_ten_view"]["accuracy"], 4)
 
 
 def test_warm_start_begins_from_the_saved_weights(fer_folder, tmp_path):

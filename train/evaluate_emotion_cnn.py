@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 
-from emoreply.cards import write_emotion_card
 from emoreply.emotion_cnn import EmotionCNNForImageClassification, EmotionCNNImageProcessor
+from emoreply.training.cards import write_emotion_card
 from emoreply.training.common import STATE_FILE, TrainerState, sorted_checkpoints
 from emoreply.training.data_sources import add_dataset_arg, check_dataset
 from emoreply.training.emotion_eval import TTA_VIEWS, test_report
@@ -37,15 +38,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def training_state(model_dir: Path) -> TrainerState:
-    """The run's bookkeeping: training_history.json, else the newest checkpoint's state."""
+def keep_training_history(model_dir: Path) -> None:
+    """The card reads the run's bookkeeping from training_history.json; a run stopped before writing it
+    has it in its newest checkpoint, which is copied there."""
     history = model_dir / "training_history.json"
     if history.exists():
-        return TrainerState(**json.loads(history.read_text()))
+        return
     checkpoints = sorted_checkpoints(model_dir)
     if not checkpoints:
         raise SystemExit(f"{model_dir} has neither training_history.json nor checkpoints: cannot write the card")
-    return TrainerState(**json.loads((checkpoints[-1] / STATE_FILE).read_text()))
+    state = TrainerState(**json.loads((checkpoints[-1] / STATE_FILE).read_text()))
+    history.write_text(json.dumps(asdict(state), indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
         if isinstance(metrics, dict):
             print(f"{args.split} {view}: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
     if args.update_card:
-        write_emotion_card(model_dir, trained, training_state(model_dir), results)
+        keep_training_history(model_dir)
+        write_emotion_card(model_dir)
     return results
 
 

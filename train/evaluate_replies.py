@@ -23,7 +23,7 @@ replies, the ceiling for relevance and diversity.
   requested); also on non-neutral references only.
 - controllability: the first ``--max_sweep_samples`` contexts x 7 requested emotions; share of
   replies the judge reads as the requested emotion, per emotion and averaged over the seven.
-- distinct-1/2, copy rate (``emoreply.reply.metrics.is_copy``), sacrebleu BLEU against the reference.
+- distinct-1/2, copy rate (``emoreply.reply.copy_guard.is_copy``), sacrebleu BLEU against the reference.
 Greedy decoding (no repeated 3-grams, at most ``--max_new_tokens`` new tokens) with the app's copy
 guard, as in the app, unless ``--no_copy_guard``.
 """
@@ -43,10 +43,10 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from emoreply.constants import COPY_MIN_WORDS, COPY_OVERLAP
 from emoreply.emotion_cnn import EMOTIONS
 from emoreply.reply.base import base_model_folder
-from emoreply.reply.card import results_table, write_reply_card
-from emoreply.reply.data import load_pairs, make_collator, tokenize_pairs
+from emoreply.reply.copy_guard import words
 from emoreply.reply.drafter import (
     DEFAULT_REPLY_MODEL,
     MAX_NEW_TOKENS,
@@ -55,18 +55,12 @@ from emoreply.reply.drafter import (
     load_reply_model,
     resolve_reply_model,
 )
-from emoreply.reply.judge import EmotionJudge
-from emoreply.reply.metrics import (
-    COPY_MIN_WORDS,
-    COPY_OVERLAP,
-    copy_rate,
-    distinct_n,
-    relevance,
-    reply_logprobs,
-    token_losses,
-    words,
-)
 from emoreply.reply.prompt import format_prompt
+from emoreply.training.cards import results_table, write_reply_card
+from emoreply.training.data_sources import add_dataset_arg
+from emoreply.training.judge import EmotionJudge
+from emoreply.training.reply_data import load_pairs, make_collator, tokenize_pairs
+from emoreply.training.reply_metrics import copy_rate, distinct_n, relevance, reply_logprobs, token_losses
 
 logger = logging.getLogger("evaluate_replies")
 SKIPPABLE = ("no_guidance", "no_emotion", "base")
@@ -82,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--scorer", help="causal LM scoring relevance (default: the SmolLM2 base)")
     parser.add_argument("--judge", default="runs/reply-judge", help="folder written by train/train_judge.py")
-    parser.add_argument("--dataset", default="../shared/data/dailydialog", help="jsonl folder or Hub dataset id")
+    add_dataset_arg(parser, "dailydialog")
     parser.add_argument("--split", default="test")
     parser.add_argument("--max_eval_samples", type=int, help="cap test pairs (the first N)")
     parser.add_argument("--max_sweep_samples", type=int, default=300, help="contexts for the 7-emotion sweep")

@@ -15,10 +15,10 @@ import logging
 from pathlib import Path
 
 from emoreply.emotion_cnn import DAILYDIALOG_TO_EMOTION, EMOTIONS
-from emoreply.reply.data import load_dialogues
-from emoreply.reply.judge import EmotionJudge
 from emoreply.training.data_sources import add_dataset_arg, check_dataset
+from emoreply.training.judge import EmotionJudge
 from emoreply.training.metrics import classification_report, plot_confusion_matrix
+from emoreply.training.reply_data import load_dialogues
 
 logger = logging.getLogger("train_judge")
 

@@ -50,18 +50,8 @@ from transformers import (
 )
 
 from emoreply.reply.base import base_model_folder
-from emoreply.reply.card import write_reply_card
-from emoreply.reply.data import (
-    LengthGroupedSampler,
-    balance_emotions,
-    load_pairs,
-    make_collator,
-    pair_lengths,
-    tokenize_pairs,
-)
 from emoreply.reply.drafter import DEFAULT_BASE_MODEL_ID, load_reply_model, save_decoding_settings
-from emoreply.reply.metrics import corpus_loss, perplexity_report, token_losses
-from emoreply.reply.tokenizer import train_tokenizer
+from emoreply.training.cards import write_reply_card
 from emoreply.training.common import (
     TrainerState,
     add_common_args,
@@ -75,6 +65,16 @@ from emoreply.training.data_sources import add_dataset_arg, check_dataset
 from emoreply.training.distributed import process_seed, reduce_sums, start_processes
 from emoreply.training.hub import preflight_hub_push, push_after_training
 from emoreply.training.metrics import plot_curves
+from emoreply.training.reply_data import (
+    LengthGroupedSampler,
+    balance_emotions,
+    load_pairs,
+    make_collator,
+    pair_lengths,
+    tokenize_pairs,
+)
+from emoreply.training.reply_metrics import corpus_loss, perplexity_report, token_losses
+from emoreply.training.reply_tokenizer import train_tokenizer
 
 logger = logging.getLogger("train_reply")
 
@@ -105,7 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tokenizer_name", help="tokenizer folder (default: the model's)")
     parser.add_argument("--train_tokenizer", action="store_true", help="train the project tokenizer on train")
     parser.add_argument("--vocab_size", type=int, default=8000, help="with --train_tokenizer")
-    add_dataset_arg(parser, "dailydialog", "../shared/data/dailydialog")
+    add_dataset_arg(parser, "dailydialog")
     parser.add_argument("--context_turns", type=int, default=1, help="turns of context in the prompt (paper: 1)")
     parser.add_argument("--balance_emotions", action="store_true", help="oversample the rarer emotions")
     parser.add_argument("--balance_max_repeat", type=float, default=5.0)

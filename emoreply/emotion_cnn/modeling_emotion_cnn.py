@@ -101,19 +101,19 @@ class EmotionCNNForImageClassification(EmotionCNNPreTrainedModel):
         self.register_buffer("class_weights", weights, persistent=False)
         self.post_init()
 
-    def _test_time_views(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-        """The face, shifted copies (``test_time_shift``) and mirror images (``test_time_flip``).
+    def _test_time_views(self, pixel_values: torch.Tensor, flip: bool, shift: int) -> list[torch.Tensor]:
+        """The face, copies shifted by ``shift`` pixels and, with ``flip``, the mirror images of all.
 
         Faces are left-right symmetric in meaning, and a detector's box is off by a pixel or two,
         so averaging these views is a steadier estimate than any one of them.
         """
-        views, s = [pixel_values], self.config.test_time_shift
+        views, s = [pixel_values], shift
         if s:
             h, w = pixel_values.shape[-2:]
             padded = F.pad(pixel_values, (s, s, s, s), mode="replicate")  # (B, 1, H + 2s, W + 2s)
             for dy, dx in ((s, 0), (-s, 0), (0, s), (0, -s)):
                 views.append(padded[..., s + dy : s + dy + h, s + dx : s + dx + w])
-        if self.config.test_time_flip:
+        if flip:
             views += [v.flip(-1) for v in views]
         return views
 
@@ -123,7 +123,7 @@ class EmotionCNNForImageClassification(EmotionCNNPreTrainedModel):
         The same logits (to float rounding) at about half the CPU time per face: the six BatchNorms
         vanish and oneDNN runs channels_last convs without reordering (bench/bench_emotion.py).
         Not for training or saving (the BatchNorm weights are gone); it shares this model's config,
-        so the test-time views stay switchable.
+        and with it the test-time views it uses by default.
         """
         fused = copy.deepcopy(self).eval()
         fused.config = self.config
@@ -139,9 +139,18 @@ class EmotionCNNForImageClassification(EmotionCNNPreTrainedModel):
         pixel_values: torch.Tensor,  # (B, 1, 48, 48), normalised
         labels: torch.Tensor | None = None,  # (B,) class ids
         return_dict: bool | None = None,
+        test_time_flip: bool | None = None,
+        test_time_shift: int | None = None,
         **kwargs,
     ) -> ImageClassifierOutput | tuple:
-        views = [pixel_values] if self.training else self._test_time_views(pixel_values)
+        """Logits (and the loss, given ``labels``). In eval mode the logits are the mean over the test-time
+        views: ``test_time_flip`` and ``test_time_shift`` choose them for this call (None: the config's)."""
+        if self.training:
+            views = [pixel_values]
+        else:
+            flip = self.config.test_time_flip if test_time_flip is None else test_time_flip
+            shift = self.config.test_time_shift if test_time_shift is None else test_time_shift
+            views = self._test_time_views(pixel_values, flip, shift)
         if len(views) > 1:  # one batched pass over all views, then the mean of their logits
             logits = self._logits(torch.cat(views)).view(len(views), -1, self.config.num_labels).mean(0)
         else:

@@ -4,6 +4,7 @@ The default is SmolLM2-135M-Instruct with a LoRA adapter (a chat model); the pap
 other option. Both are driven by :class:`ReplyDrafter` and the one prompt function :func:`format_prompt`.
 """
 
+from ..constants import MAX_MESSAGE_CHARS
 from .base import BASE_MODEL_ID as CHAT_BASE_MODEL_ID
 from .drafter import (
     DEFAULT_BASE_MODEL_ID,
@@ -19,8 +20,7 @@ from .drafter import (
     quantize_int8,
     with_precision,
 )
-from .judge import EmotionJudge
-from .prompt import MAX_MESSAGE_CHARS, PreparedMessage, build_prompt, format_prompt, normalize_text, prepare_message
+from .prompt import PreparedMessage, build_prompt, format_prompt, normalize_text, prepare_message
 
 __all__ = [
     "CHAT_BASE_MODEL_ID",
@@ -33,7 +33,6 @@ __all__ = [
     "MAX_MESSAGE_CHARS",
     "Comparison",
     "Draft",
-    "EmotionJudge",
     "PreparedMessage",
     "ReplyDrafter",
     "build_prompt",

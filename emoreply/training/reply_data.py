@@ -17,17 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
 import torch
+from transformers import DataCollatorForSeq2Seq
 
+from ..constants import MAX_CHAT_PROMPT_TOKENS, MAX_SOURCE_TOKENS, MAX_TARGET_TOKENS
 from ..emotion_cnn import DAILYDIALOG_TO_EMOTION
-from .prompt import build_prompt, fit_history, format_prompt, is_chat_tokenizer, normalize_text, truncate_tokens
-
-MAX_SOURCE_TOKENS = 50  # the paper's input and output budget
-MAX_TARGET_TOKENS = 50
-# A chat prompt holds the system line and the template's turn markers (~25 tokens) besides the
-# conversation; the message itself keeps the paper's 50-token budget (see ``chat_renderer``).
-MAX_CHAT_PROMPT_TOKENS = 100
+from ..reply.prompt import build_prompt, chat_renderer, fit_history, is_chat_tokenizer, normalize_text
 
 
 def load_dialogues(source: str | Path, split: str, max_dialogues: int | None = None) -> list[dict[str, list]]:
@@ -36,8 +33,6 @@ def load_dialogues(source: str | Path, split: str, max_dialogues: int | None = N
     The folder holds ``{split}.jsonl``; a Hub dataset may use DailyDialog's original column names
     ``dialog``/``emotion``, which are accepted too.
     """
-    import datasets
-
     path = Path(source)
     if path.is_dir():
         file = path / f"{split}.jsonl"
@@ -71,7 +66,7 @@ def dialogues_to_pairs(
     """Columns emotion, context (the message replied to), history (earlier turns), response, prompt.
 
     ``emotion`` is the response's (the emotion the reply is written in); ``prompt`` is ``render``'s
-    (default: the T5 string; :func:`chat_renderer` for chat models). With ``count_tokens`` (e.g.
+    (default: the T5 string; ``reply.prompt.chat_renderer`` for chat models). With ``count_tokens`` (e.g.
     ``lambda s: len(tokenizer(s).input_ids)``) the oldest history turns are dropped until the prompt
     fits ``max_source_tokens``, exactly as the drafter does at inference.
     """
@@ -108,8 +103,6 @@ def load_pairs(
     with ``context_turns > 1`` long histories are trimmed the way the drafter trims them.
     ``max_samples`` keeps the first pairs (smoke runs).
     """
-    import datasets
-
     count = None
     render = build_prompt
     if tokenizer is not None and is_chat_tokenizer(tokenizer):
@@ -124,17 +117,6 @@ def load_pairs(
     if max_samples is not None:
         pairs = pairs.select(range(min(max_samples, len(pairs))))
     return pairs
-
-
-def chat_renderer(tokenizer: Any, max_message_tokens: int = MAX_SOURCE_TOKENS):
-    """``render(message, emotion, history)`` for a chat model: the message cut to ``max_message_tokens``,
-    then :func:`format_prompt` with the tokenizer's chat template."""
-
-    def render(message: str, emotion: str | None, history: list[str]) -> str:
-        message, _ = truncate_tokens(message, tokenizer, max_message_tokens)
-        return format_prompt(message, emotion, history, tokenizer)
-
-    return render
 
 
 def balance_emotions(pairs, max_repeat: float = 5.0, seed: int = 0, max_per_emotion: int | None = None):
@@ -175,7 +157,7 @@ def tokenize_pairs(
 
     Padding happens per batch in :func:`make_collator`, with labels padded as -100 so padding never
     counts in the loss. For a chat model the prompt is already rendered (and its message cut) by
-    :func:`chat_renderer`; labels are the response tokens followed by the end-of-turn token.
+    ``reply.prompt.chat_renderer``; labels are the response tokens followed by the end-of-turn token.
     """
     if is_chat_tokenizer(tokenizer):
         eos = tokenizer.eos_token_id
@@ -248,8 +230,6 @@ def make_collator(tokenizer: Any):
     """
     if is_chat_tokenizer(tokenizer):
         return ChatCollator(tokenizer.pad_token_id)
-    from transformers import DataCollatorForSeq2Seq
-
     return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding=True, return_tensors="pt")
 
 
@@ -261,7 +241,7 @@ class ChatCollator:
         [p p p p p     | r eos pad pad pad]
 
     The loss then needs the vocabulary projection only from column ``P - 1`` on (see
-    ``metrics.token_losses``), which saves a fifth of a SmolLM2 training step. ``position_ids``
+    ``reply_metrics.token_losses``), which saves a fifth of a SmolLM2 training step. ``position_ids``
     count real tokens only, so left padding does not shift a prompt's positions.
     """
 

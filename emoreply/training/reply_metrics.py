@@ -1,9 +1,9 @@
-"""Reply metrics: token loss / perplexity (padding excluded), distinct-n, copy rate."""
+"""Reply metrics for training and evaluation: token loss / perplexity (padding excluded), distinct-n,
+copy rate, and relevance from log p(reply | context)."""
 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -11,20 +11,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-COPY_OVERLAP = 0.8  # a reply whose words are >= 80% the message's words repeats it
-COPY_MIN_WORDS = 3  # shorter replies ("Yes.", "OK.") count as copies only when identical
-_WORD = re.compile(r"\w+|[^\w\s]")
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word and punctuation tokens (the unit of distinct-n)."""
-    return _WORD.findall(text.lower())
+from ..reply.copy_guard import is_copy, words
 
 
 def token_losses(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-example summed cross-entropy (B,) and target-token count (B,); labels == -100 are ignored.
 
-    Seq2seq batches come from ``DataCollatorForSeq2Seq``; causal-LM batches from ``data.ChatCollator``,
+    Seq2seq batches come from ``DataCollatorForSeq2Seq``; causal-LM batches from ``reply_data.ChatCollator``,
     where every response starts at one column P: logits are computed only for the columns that
     predict response tokens (``logits_to_keep``), not for the prompt.
     """
@@ -71,25 +64,6 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
         grams.update(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
     total = sum(grams.values())
     return len(grams) / total if total else 0.0
-
-
-def is_copy(reply: str, message: str) -> bool:
-    """True when the reply repeats the message.
-
-    Both are reduced to lower-case words without punctuation. A copy is either identical, or a reply
-    of at least ``COPY_MIN_WORDS`` words of which >= ``COPY_OVERLAP`` (counted with multiplicity)
-    also occur in the message.
-    """
-    r = [w for w in words(reply) if w[0].isalnum() or w[0] == "_"]
-    m = [w for w in words(message) if w[0].isalnum() or w[0] == "_"]
-    if not r:
-        return False
-    if r == m:
-        return True
-    if len(r) < COPY_MIN_WORDS:
-        return False
-    overlap = sum((Counter(r) & Counter(m)).values())
-    return overlap / len(r) >= COPY_OVERLAP
 
 
 def copy_rate(replies: Sequence[str], messages: Sequence[str]) -> float:

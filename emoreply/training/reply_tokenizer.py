@@ -10,6 +10,9 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable
 
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2 as in T5
 
 
@@ -21,9 +24,6 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, max_piece_leng
     punctuation (``|``, ``"``) and rarely seen symbols never become ``<unk>``. On a small corpus
     the vocabulary may come out smaller than ``vocab_size``.
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
     tok = Tokenizer(models.Unigram())
     # NFKC folds full-width forms and ligatures as SentencePiece does; runs of spaces become one.
     tok.normalizer = normalizers.Sequence(

@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
+from scipy import sparse
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import normalize
 
 from ..emotion_cnn import EMOTIONS
-from .prompt import normalize_text
+from ..reply.prompt import normalize_text
 
 CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE = "judge_config.json", "judge_vocab.json", "judge.safetensors"
 
@@ -39,8 +44,6 @@ class EmotionJudge:
         metrics: dict[str, Any] | None = None,
         vectorizers: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        from sklearn.feature_extraction.text import CountVectorizer
-
         self.vocabularies, self.idf = vocabularies, idf
         self.coef = np.asarray(coef, dtype=np.float64)  # (num_classes, num_features)
         self.intercept = np.asarray(intercept, dtype=np.float64)  # (num_classes,)
@@ -76,10 +79,6 @@ class EmotionJudge:
         max_iter: int = 2000,
     ) -> EmotionJudge:
         """Train on ``texts`` labelled with project emotion names (normalised like the replies are)."""
-        from scipy import sparse
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-
         max_features = max_features or {"word": 50_000, "char": 100_000}
         docs = [normalize_text(t) for t in texts]
         vecs = {
@@ -103,9 +102,6 @@ class EmotionJudge:
 
     def features(self, texts: Sequence[str]):
         """TF-IDF rows (N, F), computed exactly as TfidfVectorizer(sublinear_tf, l2) does."""
-        from scipy import sparse
-        from sklearn.preprocessing import normalize
-
         docs = [normalize_text(t) for t in texts]
         blocks = []
         for name, counter in self._counters.items():
@@ -131,8 +127,6 @@ class EmotionJudge:
 
     def save(self, folder: str | Path) -> Path:
         """JSON (config, vocabulary) + safetensors (idf, weights): no pickle anywhere."""
-        from safetensors.numpy import save_file
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         config = {"classes": self.classes, "vectorizers": self.vectorizers, "metrics": self.metrics}
@@ -147,8 +141,6 @@ class EmotionJudge:
     @classmethod
     def load(cls, folder: str | Path) -> EmotionJudge:
         """Rebuild a saved judge from its arrays; a clear error when the folder is missing or incomplete."""
-        from safetensors.numpy import load_file
-
         folder = Path(folder)
         missing = [f for f in (CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE) if not (folder / f).is_file()]
         if missing:
