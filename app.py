@@ -95,7 +95,8 @@ def load_models(
     ``reply_model``: a name in ``REPLY_MODELS`` (default SmolLM2 + adapter), a folder or a Hub id.
     ``base_model``: "none" skips the comparison; otherwise an adapter's base is its own weights with
     the adapter off, and a full model's base is ``base_model`` (default: t5-small, from the Hub).
-    ``precision``: the reply models' weight format, "fp32", "bf16" or "int8" (see the README).
+    ``precision``: the reply models' weight format, "fp32", "bf16" or "int8" (speed and quality:
+    docs/reply-drafter.md, "Lighter weights").
     """
     reader = EmotionReader.from_pretrained(emotion_model)
     drafter = ReplyDrafter.from_pretrained(reply_model, precision=precision)

@@ -56,7 +56,7 @@ def rows_for(name: str, load: Callable[[str], app.Models], repeat: int) -> list[
                 "name": f"{name}: same, {precision} reply weights",
                 **timed,
                 "ratio": base["median_ms"] / timed["median_ms"],
-                "note": "speed-up vs fp32; quality cost in the README",
+                "note": "speed-up vs fp32; quality cost in docs/reply-drafter.md",
             }
         )
     return rows

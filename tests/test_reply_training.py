@@ -224,11 +224,16 @@ def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tiny_
     assert saved["relevance_contexts"] == 4 and saved["relevance_set_size"] == 2
     assert saved["emotion_guidance"] == 1.0  # as the folder stores it; without it, the no_guidance row
     assert set(saved["rows"]) == {"fine_tuned", "no_guidance", "no_emotion", "base", str(model_dir), "references"}
+    swept = {"fine_tuned", "no_guidance", "base", str(model_dir)}  # the rows whose prompt carries the emotion
     for key, row in saved["rows"].items():
         assert 0 <= row["relevance_top1"] <= 1 and row["relevance_top1_vs_references"] >= 0, key
-        if key != "references":
+        if key in swept:  # every column, the sweep's relevance per requested emotion among them
             assert {k for k, _, _ in COLUMNS} <= set(row), key
-            assert row["perplexity_per_word"] > 1, key
+            assert set(row["sweep_relevance_per_emotion"]) == set(EMOTIONS), key
+            assert 0 <= row["sweep_blocked_rate"] <= 1 and row["sweep_relevance_top1_vs_references"] >= 0, key
+        if key != "references":
+            assert row["perplexity_per_word"] > 1 and 0 <= row["blocked_rate"] <= 1, key
+    assert "sweep_relevance_top1" not in saved["rows"]["no_emotion"]
     assert saved["rows"]["references"]["relevance_top1_vs_references"] == 1.0
     assert saved["rows"]["no_emotion"]["controllability"] is None
     assert set(saved["rows"]["no_guidance"]["controllability_per_emotion"]) == set(EMOTIONS)

@@ -12,18 +12,26 @@ asked for the emotion through the same prompt (for a LoRA adapter: the same weig
 the models named by ``--compare`` (default: the bundled compact T5); and the human reference
 replies, the ceiling for relevance and diversity.
 
-- relevance: the first ``--relevance_contexts`` pairs in sets of ``--relevance_set_size``. For each
-  reply in a set, every context of the set is scored by log p(reply | context) under a scorer LM
-  that is not a model being evaluated (the pretrained SmolLM2 base, no adapter, no emotion in its
-  prompt). top-1: the reply's own context is the most likely one; PMI: log p(reply | own context)
-  - log mean p(reply | any context of the set), in nats. A stock phrase scores top-1 ~ 1/N, PMI ~ 0.
+- relevance: the first ``--relevance_contexts`` dialogue openings (each dialogue's first pair) in
+  sets of ``--relevance_set_size``. For each reply in a set, every context of the set is scored by
+  log p(reply | context) under a scorer LM that is not a model being evaluated (the pretrained
+  SmolLM2 base, no adapter, no emotion in its prompt). top-1: the reply's own context is the most
+  likely one; PMI: log p(reply | own context) - log mean p(reply | any context of the set), in
+  nats. A stock phrase scores top-1 ~ 1/N, PMI ~ 0. Scored for the replies at the reference's
+  emotion and, per requested emotion, for the sweep (does a reply in *that* emotion still answer
+  its message?); each also as a share of the references' (the ceiling).
 - perplexity per word: teacher-forced cross-entropy of the reference reply, summed over its tokens
   and divided by its words (tokenizers differ, so per-token perplexities are not comparable).
 - emotion accuracy: the judge's reading of the reply == the reference reply's emotion (the emotion
   requested); also on non-neutral references only.
-- controllability: the first ``--max_sweep_samples`` contexts x 7 requested emotions; share of
-  replies the judge reads as the requested emotion, per emotion and averaged over the seven.
+- controllability: the first ``--max_sweep_samples`` dialogue openings x 7 requested emotions;
+  share of replies the judge reads as the requested emotion, per emotion and averaged over the
+  seven. With ``--max_sweep_samples`` = ``--relevance_contexts`` the sweep answers the same
+  messages the references' relevance is scored on.
 - distinct-1/2, copy rate (``emoreply.reply.copy_guard.is_copy``), sacrebleu BLEU against the reference.
+- blocked words: share of replies (and of sweep replies) holding a threat or insult that
+  ``emoreply.reply.blocklist`` bans while decoding (a banned word can still slip through in a
+  spelling the ban does not cover).
 Greedy decoding (no repeated 3-grams, at most ``--max_new_tokens`` new tokens) with the app's copy
 guard, as in the app, unless ``--no_copy_guard``.
 """
@@ -46,6 +54,7 @@ from tqdm.auto import tqdm
 from emoreply.constants import COPY_MIN_WORDS, COPY_OVERLAP
 from emoreply.emotion_cnn import EMOTIONS
 from emoreply.reply.base import base_model_folder
+from emoreply.reply.blocklist import BLOCKED_PHRASES, contains_blocked
 from emoreply.reply.copy_guard import words
 from emoreply.reply.drafter import (
     DEFAULT_REPLY_MODEL,
@@ -79,9 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_dataset_arg(parser, "dailydialog")
     parser.add_argument("--split", default="test")
     parser.add_argument("--max_eval_samples", type=int, help="cap test pairs (the first N)")
-    parser.add_argument("--max_sweep_samples", type=int, default=300, help="contexts for the 7-emotion sweep")
-    parser.add_argument("--relevance_contexts", type=int, default=200, help="contexts scored for relevance")
-    parser.add_argument("--relevance_set_size", type=int, default=20, help="N: contexts each reply is ranked among")
+    parser.add_argument("--max_sweep_samples", type=int, default=100, help="dialogue openings for the 7-emotion sweep")
+    parser.add_argument("--relevance_contexts", type=int, default=100, help="dialogue openings scored for relevance")
+    parser.add_argument("--relevance_set_size", type=int, default=10, help="N: contexts each reply is ranked among")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--max_new_tokens", type=int, default=MAX_NEW_TOKENS)
     parser.add_argument("--output_dir", help="where eval_results.json/.md go (default: the model folder)")
@@ -146,6 +155,7 @@ def generate(drafter: ReplyDrafter, jobs: list[tuple[str, str | None, list[str]]
             "no_repeat_ngram_size": drafter.no_repeat_ngram_size,
             "copy_guard": drafter.avoid_copies,
             "precision": args.precision,
+            "blocked_words": list(BLOCKED_PHRASES),
         }
         out = cached_replies(cache, settings, jobs)
     for start in tqdm(range(len(out), len(jobs), args.batch_size), desc=what, leave=False, disable=args.no_progress):
@@ -191,36 +201,77 @@ def loss_per_word(drafter: ReplyDrafter, pairs, with_emotion: bool, args) -> dic
     }
 
 
-def relevance_pairs(pairs, args) -> list[int]:
-    """Indices of the pairs scored for relevance: the first pair of each dialogue only, whole sets.
+def openings(pairs) -> list[int]:
+    """Indices of each dialogue's first pair: one message per conversation, with no history before it.
 
     Within a dialogue the reference reply of one pair is the message of the next, and a scorer finds
-    a text most likely after itself: two pairs of one dialogue in a set would be ranked by that echo.
+    a text most likely after itself: two pairs of one dialogue in a relevance set would be ranked by
+    that echo. The sweep uses openings too, so its contexts are as many different conversations.
     """
     contexts, responses = pairs["context"], pairs["response"]
-    first = [i for i in range(len(pairs)) if i == 0 or contexts[i] != responses[i - 1]]
+    return [i for i in range(len(pairs)) if i == 0 or contexts[i] != responses[i - 1]]
+
+
+def relevance_pairs(pairs, args) -> list[int]:
+    """Indices of the pairs scored for relevance: the first openings, in whole sets."""
+    first = openings(pairs)
     n = min(args.relevance_contexts, len(first)) // args.relevance_set_size * args.relevance_set_size
     return first[:n]
 
 
-def relevance_scores(scorer, tokenizer, pairs, replies: dict[str, list[str]], args) -> dict[str, dict[str, float]]:
-    """Top-1 identification and PMI per row (see the module docstring), averaged over the sets."""
-    chosen = relevance_pairs(pairs, args)
+def sweep_pairs(pairs, args) -> list[int]:
+    """Indices of the pairs whose messages the 7-emotion sweep answers: the first openings."""
+    return openings(pairs)[: args.max_sweep_samples]
+
+
+def relevance_scores(scorer, tokenizer, contexts: list[str], replies: dict, args) -> dict:
+    """Top-1 identification and PMI (see the module docstring) of each reply list in ``replies``, whose
+    i-th reply answers ``contexts[i]`` (an opening: no history), averaged over whole sets of
+    ``--relevance_set_size`` contexts."""
     size = args.relevance_set_size
-    contexts = [pairs["context"][i] for i in chosen]
-    histories = [pairs["history"][i] for i in chosen]
-    per_row: dict[str, list[dict[str, float]]] = {k: [] for k in replies}
-    for start in tqdm(range(0, len(chosen), size), desc="relevance", leave=False, disable=args.no_progress):
+    keys = list(replies)
+    per_key: dict = {k: [] for k in keys}
+    for start in tqdm(range(0, len(contexts) // size * size, size), desc="relevance", disable=args.no_progress):
         window = range(start, start + size)
-        prompts = [format_prompt(contexts[i], None, histories[i], tokenizer) for i in window]
-        # One pass per context for every row: the rows' replies share the context's key/value cache.
-        keys = list(replies)
-        rows = [[replies[k][chosen[j]] for k in keys for j in window] for _ in window]
+        prompts = [format_prompt(contexts[i], None, [], tokenizer) for i in window]
+        # One pass per context for every list: the lists' replies share the context's key/value cache.
+        rows = [[replies[k][j] for k in keys for j in window] for _ in window]
         scores = reply_logprobs(scorer, tokenizer, prompts, rows)  # (size, len(keys) * size)
         for r, key in enumerate(keys):
             block = scores[:, r * size : (r + 1) * size]
-            per_row[key].append(relevance(block, [not replies[key][j].strip() for j in window]))
-    return {k: {m: float(np.mean([s[m] for s in v])) for m in ("top1", "pmi")} for k, v in per_row.items()}
+            per_key[key].append(relevance(block, [not replies[key][j].strip() for j in window]))
+    return {k: {m: float(np.mean([s[m] for s in v])) for m in ("top1", "pmi")} for k, v in per_key.items()}
+
+
+def add_relevance(results_rows: dict, replies: dict, sweeps: dict, pairs, args) -> None:
+    """Relevance of every row at the reference emotion, of every sweep per requested emotion, and each
+    row's share of the references' (the ceiling), into ``results_rows``."""
+    scorer, tokenizer = load_reply_model(args.scorer or base_model_folder(), "relevance scorer")
+    scorer.eval()
+    chosen = relevance_pairs(pairs, args)
+    contexts = [pairs["context"][i] for i in chosen]
+    at_reference = {k: [v[i] for i in chosen] for k, v in replies.items()}
+    for key, rel in relevance_scores(scorer, tokenizer, contexts, at_reference, args).items():
+        results_rows[key].update(relevance_top1=rel["top1"], relevance_pmi=rel["pmi"])
+    swept = [pairs["context"][i] for i in sweep_pairs(pairs, args)]
+    per_emotion = {  # (row, emotion) -> its sweep replies, in the order of ``swept``
+        (key, e): sweep[k :: len(EMOTIONS)] for key, sweep in sweeps.items() for k, e in enumerate(EMOTIONS)
+    }
+    if per_emotion and len(swept) >= args.relevance_set_size:
+        scored = relevance_scores(scorer, tokenizer, swept, per_emotion, args)
+        for key in sweeps:
+            rels = {e: scored[key, e] for e in EMOTIONS}
+            results_rows[key].update(
+                sweep_relevance_top1=float(np.mean([r["top1"] for r in rels.values()])),
+                sweep_relevance_pmi=float(np.mean([r["pmi"] for r in rels.values()])),
+                sweep_relevance_per_emotion={e: r["top1"] for e, r in rels.items()},
+            )
+    ref = results_rows["references"]
+    for row in results_rows.values():
+        for metric in ("relevance_top1", "relevance_pmi", "sweep_relevance_top1", "sweep_relevance_pmi"):
+            if row.get(metric) is not None:
+                reference = ref[metric.removeprefix("sweep_")]
+                row[f"{metric}_vs_references"] = row[metric] / reference if reference else None
 
 
 def score_row(
@@ -231,8 +282,9 @@ def score_row(
     replies: list[str],
     with_emotion: bool,
     args,
-) -> dict:
-    """All metrics of one row but relevance; ``drafter`` None: the human references."""
+) -> tuple[dict, list[str]]:
+    """All metrics of one row but relevance, and its sweep replies (message-major, 7 per message;
+    empty without a sweep); ``drafter`` None: the human references."""
     emotions = np.asarray(pairs["emotion"])
     judged = np.asarray(judge.predict(replies))
     hit = judged == emotions
@@ -243,23 +295,30 @@ def score_row(
         "distinct_1": distinct_n(replies, 1),
         "distinct_2": distinct_n(replies, 2),
         "copy_rate": copy_rate(replies, list(pairs["context"])),
+        "blocked_rate": float(np.mean([contains_blocked(r) for r in replies])),
         "mean_reply_words": float(np.mean([len(words(r)) for r in replies])),
         "empty_reply_rate": float(np.mean([not r.strip() for r in replies])),
         "controllability": None,
         "controllability_per_emotion": None,
+        "sweep_blocked_rate": None,
     }
     if drafter is None:
-        return row
+        return row, []
     row["bleu"] = sacrebleu.corpus_bleu(replies, [list(pairs["response"])]).score
     row.update(loss_per_word(drafter, pairs, with_emotion, args))
+    sweep: list[str] = []
     if with_emotion and args.max_sweep_samples:
-        n = min(args.max_sweep_samples, len(pairs))
-        jobs = [(c, e, h) for c, h in zip(pairs["context"][:n], pairs["history"][:n], strict=True) for e in EMOTIONS]
-        swept = np.asarray(judge.predict(generate(drafter, jobs, args, f"{key}-sweep")))
+        jobs = [(pairs["context"][i], e, pairs["history"][i]) for i in sweep_pairs(pairs, args) for e in EMOTIONS]
+        sweep = generate(drafter, jobs, args, f"{key}-sweep")
+        swept = np.asarray(judge.predict(sweep))
         requested = np.asarray([e for _, e, _ in jobs])
         per = {e: float((swept[requested == e] == e).mean()) for e in EMOTIONS}
-        row.update(controllability=float(np.mean(list(per.values()))), controllability_per_emotion=per)
-    return row
+        row.update(
+            controllability=float(np.mean(list(per.values()))),
+            controllability_per_emotion=per,
+            sweep_blocked_rate=float(np.mean([contains_blocked(r) for r in sweep])),
+        )
+    return row, sweep
 
 
 def load_rows(args: argparse.Namespace) -> dict[str, tuple[ReplyDrafter, bool]]:
@@ -298,35 +357,30 @@ def main(argv: list[str] | None = None) -> dict:
     jobs = list(zip(pairs["context"], pairs["emotion"], pairs["history"], strict=True))
 
     replies: dict[str, list[str]] = {"references": list(pairs["response"])}
+    sweeps: dict[str, list[str]] = {}
     results_rows: dict[str, dict] = {}
     for key, (drafter, with_emotion) in rows.items():
         logger.info("scoring %s (%s) on %d pairs", key, drafter.name, len(pairs))
         row_jobs = [(m, e if with_emotion else None, h) for m, e, h in jobs]
         replies[key] = generate(drafter, row_jobs, args, key)
-        results_rows[key] = {
-            "model": drafter.name,
-            **score_row(key, drafter, judge, pairs, replies[key], with_emotion, args),
-        }
-    references = score_row("references", None, judge, pairs, replies["references"], True, args)
+        row, sweep = score_row(key, drafter, judge, pairs, replies[key], with_emotion, args)
+        results_rows[key] = {"model": drafter.name, **row}
+        if sweep:
+            sweeps[key] = sweep
+    references = score_row("references", None, judge, pairs, replies["references"], True, args)[0]
     results_rows["references"] = {"model": "human", **references}
 
     if args.relevance_contexts and not relevance_pairs(pairs, args):
         logger.warning("relevance not scored: fewer dialogues than --relevance_set_size among the pairs")
     elif args.relevance_contexts:
-        scorer, scorer_tok = load_reply_model(args.scorer or base_model_folder(), "relevance scorer")
-        for key, rel in relevance_scores(scorer.eval(), scorer_tok, pairs, replies, args).items():
-            results_rows[key].update(relevance_top1=rel["top1"], relevance_pmi=rel["pmi"])
-        ref = results_rows["references"]
-        for row in results_rows.values():
-            row["relevance_top1_vs_references"] = row["relevance_top1"] / ref["relevance_top1"]
-            row["relevance_pmi_vs_references"] = row["relevance_pmi"] / ref["relevance_pmi"]
+        add_relevance(results_rows, replies, sweeps, pairs, args)
 
     tuned = rows["fine_tuned"][0]
     results = {
         "model": tuned.name,
         "split": args.split,
         "num_pairs": len(pairs),
-        "num_sweep_contexts": min(args.max_sweep_samples, len(pairs)),
+        "num_sweep_contexts": len(sweep_pairs(pairs, args)),
         "relevance_contexts": len(relevance_pairs(pairs, args)) if args.relevance_contexts else 0,
         "relevance_set_size": args.relevance_set_size,
         "relevance_scorer": str(args.scorer or "HuggingFaceTB/SmolLM2-135M-Instruct (no adapter)"),

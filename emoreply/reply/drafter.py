@@ -27,6 +27,7 @@ from ..constants import MAX_CHAT_PROMPT_TOKENS, MAX_SOURCE_TOKENS
 from ..emotion_cnn import EMOTIONS, check_emotion
 from ..loading import PRETRAINED_DIR, ModelLoadError, load_pretrained
 from .base import base_model_folder
+from .blocklist import blocked_token_ids
 from .copy_guard import is_copy
 from .cpu_layout import transpose_output_layer
 from .prompt import (
@@ -52,8 +53,8 @@ MAX_NEW_TOKENS = 20
 # Greedy decoding (the paper's) may not repeat any 3-gram: small T5s otherwise loop
 # ("I am sorry, but I am sorry, but ..."); measured to raise distinct-2 for every prompt variant.
 NO_REPEAT_NGRAM_SIZE = 3
-# A draft that repeats the message ("Thank you." -> "Thank you.") is no reply: such drafts (0.13% of
-# the bundled model's greedy test replies) are replaced by the best of this many beams that does not.
+# A draft that repeats the message ("Thank you." -> "Thank you.") is no reply: such a draft is replaced
+# by the best of this many beams that does not.
 COPY_GUARD_BEAMS = 4
 # Emotion guidance scale a model folder's generation_config.json may set (absent: 0, off); see EmotionGuidance.
 GUIDANCE_KEY = "emotion_guidance"
@@ -154,7 +155,8 @@ def _load_adapter(folder: Path, what: str) -> tuple[Any, Any]:
 
 def save_decoding_settings(folder: str | Path, model: Any, tokenizer: Any, emotion_guidance: float = 0.0) -> None:
     """``generation_config.json`` with the app's greedy decoding, so plain ``generate`` gives the app's
-    replies (not the loops a small model falls into without ``no_repeat_ngram_size``). ``emotion_guidance``
+    replies (not the loops a small model falls into without ``no_repeat_ngram_size``, and none of
+    the :mod:`.blocklist` words). ``emotion_guidance``
     > 0 is stored for :class:`ReplyDrafter` (plain ``generate`` ignores it: see :class:`EmotionGuidance`)."""
     config = copy.deepcopy(model.generation_config)  # keeps what the architecture needs (T5's decoder start)
     config.update(
@@ -164,6 +166,7 @@ def save_decoding_settings(folder: str | Path, model: Any, tokenizer: Any, emoti
         no_repeat_ngram_size=NO_REPEAT_NGRAM_SIZE,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        bad_words_ids=blocked_token_ids(tokenizer),
     )
     config._from_model_config = False  # our settings now, and loading keeps extra keys only for such configs
     if emotion_guidance:
@@ -275,6 +278,7 @@ class ReplyDrafter:
         # Switching a shared model's adapter off registers hooks on the model for one generate call,
         # so drafters sharing a model never generate at the same time (decoding uses all cores anyway).
         self.lock = lock or threading.Lock()
+        self._blocked = blocked_token_ids(tokenizer)  # never in a draft, however it is decoded
         self.is_chat = is_chat_tokenizer(tokenizer) and not model.config.is_encoder_decoder
         if self.is_chat:
             tokenizer.padding_side = "left"  # a batch's prompts end where generation starts
@@ -424,6 +428,7 @@ class ReplyDrafter:
             "no_repeat_ngram_size": self.no_repeat_ngram_size,
             "eos_token_id": self.tokenizer.eos_token_id,
             "pad_token_id": self.tokenizer.pad_token_id,
+            "bad_words_ids": self._blocked,
         }
         if sampling:
             options.update(do_sample=True, top_p=0.9, temperature=0.8, num_beams=1)

@@ -47,6 +47,8 @@ ROW_NAMES = {
 COLUMNS = [
     ("relevance_top1", "relevance top-1", "{:.1%}"),
     ("relevance_pmi", "PMI (nats)", "{:.2f}"),
+    ("sweep_relevance_top1", "relevance top-1 (sweeps)", "{:.1%}"),
+    ("sweep_relevance_pmi", "PMI (sweeps)", "{:.2f}"),
     ("perplexity_per_word", "perplexity / word", "{:.1f}"),
     ("emotion_accuracy", "emotion acc.", "{:.1%}"),
     ("emotion_accuracy_non_neutral", "emotion acc. (non-neutral refs)", "{:.1%}"),
@@ -54,8 +56,21 @@ COLUMNS = [
     ("distinct_1", "distinct-1", "{:.3f}"),
     ("distinct_2", "distinct-2", "{:.3f}"),
     ("copy_rate", "copy rate", "{:.1%}"),
+    ("blocked_rate", "blocked words", "{:.1%}"),
+    ("sweep_blocked_rate", "blocked words (sweeps)", "{:.1%}"),
     ("bleu", "BLEU", "{:.2f}"),
     ("mean_reply_words", "words / reply", "{:.1f}"),
+]
+# (row key, title) of the per-requested-emotion tables under it.
+PER_EMOTION_TABLES = [
+    (
+        "controllability_per_emotion",
+        "Controllability per requested emotion (share of replies the judge reads as that emotion)",
+    ),
+    (
+        "sweep_relevance_per_emotion",
+        "Relevance top-1 per requested emotion (sweeps: share of replies whose own message ranks first)",
+    ),
 ]
 # Per-token loss and perplexity, which evaluations before the per-word perplexity reported: beside it.
 PER_TOKEN_COLUMNS = [("loss", "loss", "{:.3f}"), ("perplexity", "perplexity", "{:.1f}")]
@@ -192,18 +207,20 @@ def results_table(results: dict[str, Any]) -> str:
     for key, row in rows.items():
         cells = [fmt.format(row[k]) if row.get(k) is not None else "—" for k, _, fmt in columns]
         lines.append(f"| {ROW_NAMES.get(key, key)} | " + " | ".join(cells) + " |")
-    per = {k: r["controllability_per_emotion"] for k, r in rows.items() if r.get("controllability_per_emotion")}
-    if per:
-        lines += [
-            "",
-            "Controllability per requested emotion (share of replies the judge reads as that emotion):",
-            "",
-            "| model | " + " | ".join(EMOTIONS) + " |",
-            "|---" * (len(EMOTIONS) + 1) + "|",
-        ]
-        lines += [
-            f"| {ROW_NAMES.get(k, k)} | " + " | ".join(f"{v[e]:.0%}" for e in EMOTIONS) + " |" for k, v in per.items()
-        ]
+    for key, title in PER_EMOTION_TABLES:
+        per = {k: r[key] for k, r in rows.items() if r.get(key)}
+        if per:
+            lines += [
+                "",
+                f"{title}:",
+                "",
+                "| model | " + " | ".join(EMOTIONS) + " |",
+                "|---" * (len(EMOTIONS) + 1) + "|",
+            ]
+            lines += [
+                f"| {ROW_NAMES.get(k, k)} | " + " | ".join(f"{v[e]:.0%}" for e in EMOTIONS) + " |"
+                for k, v in per.items()
+            ]
     return "\n".join(lines)
 
 
