@@ -56,6 +56,9 @@ NO_FACE_FALLBACK = "neutral"
 WARNING = "⚠️"  # how a handler's status line starts when the user's input could not be used
 MAX_UPLOAD_MB = 20  # launch(max_file_size): larger uploads are refused before they are written
 WORK_SIDE = 1280  # pictures are read and previewed at most this large (detection itself runs at 320 px)
+# Formats without reduced decoding (PNG, WebP, ...) decode at full size, 4 bytes a pixel: capping them
+# at 24 MP (96 MB decoded) keeps a hostile upload's memory near that of normal use. JPEGs go to 50 MP.
+MAX_FULL_DECODE_PIXELS = 24_000_000
 LIVE_SECONDS = 4  # a Live stream holds its slot this long, then the page starts a new one through the queue
 LIVE_LEASE = 1.5  # a client's Live stream counts as running this long after its last frame (10 frames a second)
 # An upload is deleted this long after its request has read it, not by age: a request may wait its turn
@@ -122,13 +125,13 @@ def open_picture(picture: Any) -> Image.Image | np.ndarray:
     reader takes; ValueError in words for anything unreadable or too large.
 
     The size (at most MAX_IMAGE_PIXELS) is checked from the header first; JPEGs decode at a reduced scale,
-    other formats one at a time and are shrunk at once, so a burst of large uploads costs one full-size
-    decode at most.
+    other formats (at most MAX_FULL_DECODE_PIXELS) one at a time and are shrunk at once, so a burst of
+    large uploads costs one full-size decode of 96 MB at most.
     """
     if not isinstance(picture, (bytes, bytearray)):
         return load_image(picture, MAX_IMAGE_PIXELS)  # arrays and PIL images: the reader checks their size
     with _DECODE_LOCK:
-        image = load_image(picture, MAX_IMAGE_PIXELS, draft_size=(WORK_SIDE, WORK_SIDE))
+        image = load_image(picture, MAX_IMAGE_PIXELS, (WORK_SIDE, WORK_SIDE), MAX_FULL_DECODE_PIXELS)
         ImageOps.exif_transpose(image, in_place=True)  # phone photos stored sideways
         if image.mode in HIGH_DEPTH_MODES:
             image = Image.fromarray(to_gray_uint8(image))

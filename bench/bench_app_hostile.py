@@ -5,9 +5,9 @@ python -m bench.bench_app_hostile [--clients 20] [--requests 10]
 One in-process app (bundled models, no base model) as app.py serves it. In order:
 1. normal load: N gradio_client clients x M requests, alternating /draft and /read_face with
    distinct webcam-sized JPEG frames (as real cameras give): failed requests and peak RSS;
-2. hostile pictures: 8 of them (text named .png, truncated JPEG, 0 bytes, PNG headers claiming
-   20,000x20,000 and 12,000x7,000, a 49 MP JPEG, a 49 MP PNG, a 16-bit PNG), 4 at a time: peak RSS,
-   and whether each refusal came with words;
+2. hostile pictures: 9 of them (text named .png, truncated JPEG, 0 bytes, PNG headers claiming
+   20,000x20,000 and 12,000x7,000, a 49 MP JPEG, a 49 MP PNG, a 24 MP PNG, a 16-bit PNG), 4 at a
+   time: peak RSS, and whether each refusal came with words;
 3. files in the cache once Gradio's sweep has run, and after a restart;
 4. four Live streams that send one frame and leave: how long a fifth waits for its first answer.
 RSS is sampled every 50 ms in this process (server and clients share it).
@@ -45,13 +45,18 @@ def webcam_frame(face: np.ndarray, seed: int) -> bytes:
 
 
 def hostile_pictures(face: np.ndarray, folder: Path) -> list[Path]:
-    """The 8 files: 5 to be refused in words, 3 to be read (49 MP JPEG and PNG, 16-bit PNG)."""
+    """The 9 files: 6 to be refused in words (the 49 MP PNG: above the app's cap on full-size decodes),
+    3 to be read (the 49 MP JPEG at a reduced scale, the 24 MP PNG at full size, the 16-bit PNG)."""
     cases = [(name, content) for name, (content, _) in hostile_files(face).items()]
     big = np.zeros((7000, 7000, 3), np.uint8)
     big[2000:5000, 2000:5000] = np.asarray(Image.fromarray(face).resize((3000, 3000)))
-    for name, fmt in (("49mp.jpg", "JPEG"), ("49mp.png", "PNG")):
+    for name, pixels, fmt in (
+        ("49mp.jpg", big, "JPEG"),
+        ("49mp.png", big, "PNG"),
+        ("24mp.png", big[:4800, :5000], "PNG"),
+    ):
         out = io.BytesIO()
-        Image.fromarray(big).save(out, fmt)
+        Image.fromarray(pixels).save(out, fmt)
         cases.append((name, out.getvalue()))
     out = io.BytesIO()
     Image.fromarray(np.asarray(Image.fromarray(face).convert("L"), np.uint16) * 257).save(out, "PNG")
@@ -150,7 +155,7 @@ def main(argv: list[str] | None = None) -> str:
             Client(url, verbose=False, httpx_kwargs=PATIENT) for _ in range(4)
         ]  # a gradio_client is one job at a time
         with PeakRSS() as hostile_peak, ThreadPoolExecutor(4) as pool:
-            outcomes = list(pool.map(read_face, hostile_clients * 2, pictures))
+            outcomes = list(pool.map(read_face, hostile_clients * 3, pictures))
         after_hostile = rss_mb()
         live_wait = abandoned_live_wait(url, face)
         time.sleep(app.READ_GRACE + 1)  # every upload here was read: all deleted by now
@@ -170,7 +175,7 @@ def main(argv: list[str] | None = None) -> str:
         f"| normal load: {args.clients} clients x {args.requests} (half /draft, half /read_face), failed | "
         f"{total} ({len(failures)}) |",
         f"| RSS after start-up / peak under the normal load | {idle:.0f} / {normal_peak.peak:.0f} MiB |",
-        f"| peak RSS under the 8 hostile pictures, 4 at a time / RSS after | {hostile_peak.peak:.0f} / "
+        f"| peak RSS under the {len(pictures)} hostile pictures, 4 at a time / RSS after | {hostile_peak.peak:.0f} / "
         f"{after_hostile:.0f} MiB |",
         f"| hostile peak - normal peak (target <= 200 MB) | {hostile_peak.peak - normal_peak.peak:+.0f} MiB |",
         f"| hostile pictures refused without words (bare errors) | {outcomes.count('BARE ERROR')} of {len(outcomes)} |",

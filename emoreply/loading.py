@@ -86,7 +86,10 @@ def check_finite(model: Any, what: str, weights: str) -> None:
 
 
 def load_image(
-    source: Any, max_pixels: int = MAX_IMAGE_PIXELS, draft_size: tuple[int, int] | None = None
+    source: Any,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    draft_size: tuple[int, int] | None = None,
+    max_full_pixels: int | None = None,
 ) -> Image.Image | np.ndarray:
     """A path, bytes, PIL image or array -> an image the processor takes; clear errors otherwise.
 
@@ -94,7 +97,9 @@ def load_image(
     without allocating it (and PIL's decompression-bomb guard cannot crash the caller): the
     processor's ImageTooLargeError, which it raises for arrays and PIL images above its limit.
     ``draft_size``: JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least this
-    large, so a 48 MP photo costs a few MB instead of 150; other formats decode at full size.
+    large, so a 48 MP photo costs a few MB instead of 150; other formats decode at full size, and
+    ``max_full_pixels`` refuses those above it (Pillow holds RGB at 4 bytes a pixel: a 49 MP PNG
+    costs 196 MB decoded, about 250 MB with what reading and shrinking it take).
     """
     if isinstance(source, (Image.Image, np.ndarray)):
         return source
@@ -117,6 +122,13 @@ def load_image(
             check_image_size(*image.size, max_pixels)
             if draft_size is not None:
                 image.draft(None, draft_size)  # a no-op for formats without reduced decoding
+            if max_full_pixels is not None and image.size[0] * image.size[1] > max_full_pixels:
+                raise ImageTooLargeError(
+                    f"The image is {image.size[0]}x{image.size[1]} ({image.size[0] * image.size[1] / 1e6:.0f} MP); "
+                    f"a {image.format or 'picture'} is read at full size, and the limit for that is "
+                    f"{max_full_pixels / 1e6:.0f} MP (JPEG photos up to {max_pixels / 1e6:.0f} MP are read at a "
+                    "reduced scale). Please resize it first."
+                )
             image.load()
         except BaseException:
             image.close()

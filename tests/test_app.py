@@ -175,6 +175,16 @@ def test_uploads_are_read_bounded_and_16_bit_pictures_scaled_not_clipped(models,
     assert status.startswith(app.WARNING) and "not a known image format" in status
 
 
+def test_large_pictures_without_reduced_decoding_are_refused_from_the_header(models):
+    from .test_app_server import png_header
+
+    *_, status, _ = app.read_face(models, png_header(6000, 5000))  # 30 MP: would decode at full size
+    assert status.startswith(app.WARNING)
+    assert "6000x5000 (30 MP); a PNG is read at full size, and the limit for that is 24 MP" in status
+    preview, *_ = app.read_face(models, png_header(4000, 5000))  # 20 MP passes the check (and holds no pixels)
+    assert preview is None
+
+
 def test_inputs_only_an_api_client_can_send_are_refused_in_words():
     for message, history, choice, words in [
         ("hi", None, None, "Unknown emotion None"),
