@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> str:
     benches = {
         "bench_emotion": quick,
         "bench_reply": quick,
+        "bench_decode_step": quick,
         "bench_output_layer": quick,
         "bench_handler": quick,
         "bench_app_load": load,

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import app
-from bench import bench_handler, bench_output_layer, bench_reply, common, run_all
+from bench import bench_decode_step, bench_handler, bench_output_layer, bench_reply, common, run_all
 from emoreply.reader import EmotionReader
 from emoreply.reply import ReplyDrafter
 from emoreply.reply.cpu_layout import TransposedLinear
@@ -135,3 +135,19 @@ def test_every_bench_module_imports_as_part_of_the_package(path):
     assert module.__doc__
     if path.stem not in ("__init__", "common"):  # the rest run as python -m bench.<name>
         assert callable(module.main) and "python -m bench." + path.stem in module.__doc__
+
+
+def test_decode_step_rows_time_prefill_and_one_cached_step_per_batch(tiny_chat_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_chat_dir).eval()
+    rows = bench_decode_step.step_rows(model, (1, 2), prompt_tokens=5, repeat=1)
+    assert [r["name"] for r in rows] == [
+        "prefill, 5 tokens, batch 1",
+        "one decoding step, batch 1",
+        "prefill, 5 tokens, batch 2",
+        "one decoding step, batch 2",
+    ]
+    assert all(r["median_ms"] > 0 for r in rows) and "GB/s effective" in rows[1]["note"]
+    assert "GB/s" in bench_decode_step.bandwidth_row(1, repeat=1)["note"]
+    assert "GFLOPS" in bench_decode_step.matmul_row(64, repeat=1)["note"]
