@@ -53,7 +53,7 @@ def test_reply_card_names_the_guidance_and_its_ablation_row(tmp_path):
     shutil.copytree(PRETRAINED_DIR / "reply-smollm2", folder, ignore=shutil.ignore_patterns("*.safetensors"))
     evaluation = json.loads((folder / "eval_results.json").read_text())
     rows = evaluation["rows"]
-    evaluation["rows"] = {"fine_tuned": rows["fine_tuned"], "no_guidance": rows["no_emotion"], **rows}
+    evaluation["rows"] = {"fine_tuned": rows["fine_tuned"], "no_guidance": rows["base"], **rows}
     evaluation["rows"]["fine_tuned"] = {**rows["fine_tuned"], "relevance_top1": 0.25, "relevance_pmi": 0.5}
     evaluation.update(emotion_guidance=1.5, reference_copy_rate=0.005)
     evaluation["judge"].update(reference_accuracy=0.8)
