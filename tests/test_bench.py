@@ -11,7 +11,15 @@ import pytest
 import torch
 
 import app
-from bench import bench_decode_step, bench_handler, bench_output_layer, bench_reply, common, run_all
+from bench import (
+    bench_decode_step,
+    bench_handler,
+    bench_int8_fidelity,
+    bench_output_layer,
+    bench_reply,
+    common,
+    run_all,
+)
 from emoreply.reader import EmotionReader
 from emoreply.reply import ReplyDrafter
 from emoreply.reply.cpu_layout import TransposedLinear
@@ -151,3 +159,23 @@ def test_decode_step_rows_time_prefill_and_one_cached_step_per_batch(tiny_chat_d
     assert all(r["median_ms"] > 0 for r in rows) and "GB/s effective" in rows[1]["note"]
     assert "GB/s" in bench_decode_step.bandwidth_row(1, repeat=1)["note"]
     assert "GFLOPS" in bench_decode_step.matmul_row(64, repeat=1)["note"]
+
+
+def test_int8_fidelity_is_zero_for_the_same_distribution_and_positive_for_another():
+    a = torch.tensor([[0.0, 1.0, 2.0], [2.0, 0.0, 0.0]]).log_softmax(-1)
+    b = torch.tensor([[0.0, 2.0, 1.0], [2.0, 0.0, 0.0]]).log_softmax(-1)
+    assert bench_int8_fidelity.fidelity(a, a) == {"kl": 0.0, "top1": 1.0}
+    f = bench_int8_fidelity.fidelity(a, b)
+    assert f["kl"] > 0 and f["top1"] == 0.5
+
+
+def test_int8_fidelity_rows_quantise_only_the_named_layers(tiny_adapter_dir):
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    out = bench_int8_fidelity.main(["--model", str(tiny_adapter_dir), "--quick"])
+    assert "| fp32, adapter merged (reference) |" in out and "| int8 down_proj only |" in out
+    assert out.count("nats, same first token") == 4  # per tensor, per channel, down_proj only, all but down_proj
+    merged = ReplyDrafter.from_pretrained(str(tiny_adapter_dir)).model.merge_and_unload()
+    only_down = bench_int8_fidelity.quantized(merged, lambda name: name.endswith("down_proj"))
+    kinds = {name.rsplit(".", 1)[-1]: type(m) for name, m in only_down.named_modules() if "layers.0." in name}
+    assert kinds["down_proj"] is DynamicLinear and kinds["up_proj"] is torch.nn.Linear
