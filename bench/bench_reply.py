@@ -32,7 +32,7 @@ import torch
 import app
 from bench.common import measure, table
 from emoreply.reply import DEFAULT_REPLY_MODEL, PRECISIONS, ReplyDrafter
-from emoreply.reply.drafter import for_decoding, load_reply_model, resolve_reply_model
+from emoreply.reply.drafter import Guide, for_decoding, load_reply_model, resolve_reply_model, saved_guidance
 
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
 T5_TOKENIZER = "../shared/models/t5-small-tokenizer"  # t5-small's tokenizer, saved offline (--t5_tokenizer)
@@ -72,31 +72,31 @@ def variants(folder: str) -> dict[str, ReplyDrafter]:
     for a LoRA adapter in fp32 with the adapter merged into the weights, and (for a model that stores
     an emotion guidance scale) in fp32 without guidance. All but the last guide as the app does."""
     drafters = {p: ReplyDrafter.from_pretrained(folder, device="cpu", precision=p) for p in PRECISIONS}
-    guidance = drafters["fp32"].emotion_guidance
-    drafters[PLAIN] = ReplyDrafter(*load_reply_model(folder), emotion_guidance=guidance)
+    guidance = saved_guidance(folder)
+    drafters[PLAIN] = ReplyDrafter(*load_reply_model(folder), **guidance)
     model, tokenizer = load_reply_model(folder)
     if hasattr(model, "merge_and_unload"):
         merged = for_decoding(model.merge_and_unload(), "fp32", torch.device("cpu"))
-        drafters[MERGED] = ReplyDrafter(merged, tokenizer, emotion_guidance=guidance)
-    if guidance:
+        drafters[MERGED] = ReplyDrafter(merged, tokenizer, **guidance)
+    if guidance["emotion_guidance"]:
         drafters[UNGUIDED] = copy.copy(drafters["fp32"])
         drafters[UNGUIDED].emotion_guidance = 0.0
     return drafters
 
 
-def jobs(drafter: ReplyDrafter, message: str) -> tuple[list[str], list[str | None]]:
-    """The seven prompts for ``message`` and their emotion-free twins (None where the drafter does not guide)."""
+def jobs(drafter: ReplyDrafter, message: str) -> tuple[list[str], list[Guide | None]]:
+    """The seven prompts for ``message`` and their guides (None where the drafter does not guide)."""
     return (
         [drafter.prompt(message, e)[0] for e in drafter.emotions],
-        [drafter.unguided_prompt(message, e) for e in drafter.emotions],
+        [drafter.guide(message, e) for e in drafter.emotions],
     )
 
 
-def decoding_steps(drafter: ReplyDrafter, prompts: list[str], unguided: list, fixed_length: bool) -> list[int]:
+def decoding_steps(drafter: ReplyDrafter, prompts: list[str], guides: list, fixed_length: bool) -> list[int]:
     """Decoding steps per prompt: the greedy reply's tokens + EOS (at fixed length, max_new_tokens)."""
     if fixed_length:
         return [drafter.max_new_tokens] * len(prompts)
-    replies = drafter.generate(prompts, unguided=unguided)
+    replies = drafter.generate(prompts, guides=guides)
     return [len(drafter.tokenizer(c[0], add_special_tokens=False)["input_ids"]) + 1 for c in replies]
 
 
@@ -108,18 +108,19 @@ def rows_for(
     # min_new_tokens pins the length: random weights then cost as much as a real 20-token reply, and
     # all seven replies of a sweep are as long as the one reply.
     extra = {"min_new_tokens": drafter.max_new_tokens} if fixed_length else {}
-    prompts, unguided = jobs(drafter, MESSAGE)
-    steps = decoding_steps(drafter, prompts, unguided, fixed_length)
+    prompts, guides = jobs(drafter, MESSAGE)
+    steps = decoding_steps(drafter, prompts, guides, fixed_length)
     # A batched sweep decodes until its longest reply ends: the one reply it is compared with is that one.
     longest = steps.index(max(steps))
-    one = measure(lambda: drafter.generate([prompts[longest]], unguided=[unguided[longest]], **extra), 3, repeat)
+    one = measure(lambda: drafter.generate([prompts[longest]], guides=[guides[longest]], **extra), 3, repeat)
     rows = [
         {
             "name": f"{name}: one reply (greedy, {'20' if fixed_length else '≤20'} new tokens), fp32",
             **one,
             "baseline": True,
             "note": f"{steps[longest]} decoding steps ({drafter.emotions[longest]})"
-            + (f", emotion guidance {drafter.emotion_guidance:g}" if drafter.emotion_guidance else ""),
+            + (f", emotion guidance {g:g}" if (g := drafter.emotion_guidance) else "")
+            + (f", context contrast {c:g}" if g and (c := drafter.context_contrast) else ""),
         }
     ]
     # One thread as fast as two means memory-bound: only fewer bytes per weight help, not more cores.
@@ -128,16 +129,16 @@ def rows_for(
     timed_variants += [("fp32", ", 1 thread"), ("bf16", ", 1 thread")] if one_thread else []
     for key, label in timed_variants:
         variant = drafters[key]
-        twin = [variant.unguided_prompt(MESSAGE, drafter.emotions[longest])]
+        twin = [variant.guide(MESSAGE, drafter.emotions[longest])]
         torch.set_num_threads(1 if label else threads)
-        timed = measure(lambda: variant.generate([prompts[longest]], unguided=twin, **extra), 3, repeat)  # noqa: B023
+        timed = measure(lambda: variant.generate([prompts[longest]], guides=twin, **extra), 3, repeat)  # noqa: B023
         torch.set_num_threads(threads)
         rows.append(
             {"name": f"{name}: one reply, {key}{label}", **timed, "ratio": timed["median_ms"] / one["median_ms"]}
         )
-    seven = measure(lambda: drafter.generate(prompts, batch_size=7, unguided=unguided, **extra), 2, max(3, repeat // 2))
+    seven = measure(lambda: drafter.generate(prompts, batch_size=7, guides=guides, **extra), 2, max(3, repeat // 2))
     sequential = measure(
-        lambda: [drafter.generate([p], unguided=[u], **extra) for p, u in zip(prompts, unguided, strict=True)],
+        lambda: [drafter.generate([p], guides=[u], **extra) for p, u in zip(prompts, guides, strict=True)],
         warmup=1,
         repeat=max(3, repeat // 4),
     )
@@ -157,11 +158,11 @@ def sweep_ratios_row(name: str, drafter: ReplyDrafter, messages: list[str], repe
     """Natural lengths over several messages: sweep time over (its longest reply; the mean of its 7 replies)."""
     vs_longest, vs_mean = [], []
     for message in messages:
-        prompts, unguided = jobs(drafter, message)
-        seven = measure(lambda: drafter.generate(prompts, batch_size=7, unguided=unguided), 2, repeat)  # noqa: B023
+        prompts, guides = jobs(drafter, message)
+        seven = measure(lambda: drafter.generate(prompts, batch_size=7, guides=guides), 2, repeat)  # noqa: B023
         singles = [
-            measure(lambda: drafter.generate([p], unguided=[u]), warmup=1, repeat=repeat)["median_ms"]  # noqa: B023
-            for p, u in zip(prompts, unguided, strict=True)
+            measure(lambda: drafter.generate([p], guides=[u]), warmup=1, repeat=repeat)["median_ms"]  # noqa: B023
+            for p, u in zip(prompts, guides, strict=True)
         ]
         vs_longest.append(seven["median_ms"] / max(singles))
         vs_mean.append(seven["median_ms"] * len(singles) / sum(singles))

@@ -55,11 +55,14 @@ def test_reply_card_names_the_guidance_and_its_ablation_row(tmp_path):
     rows = evaluation["rows"]
     evaluation["rows"] = {"fine_tuned": rows["fine_tuned"], "no_guidance": rows["base"], **rows}
     evaluation["rows"]["fine_tuned"] = {**rows["fine_tuned"], "relevance_top1": 0.25, "relevance_pmi": 0.5}
-    evaluation.update(emotion_guidance=1.5, reference_copy_rate=0.005)
+    evaluation.update(emotion_guidance=1.5, context_contrast=0.5, plausibility=0.1, reference_copy_rate=0.005)
     evaluation["judge"].update(reference_accuracy=0.8)
     (folder / "eval_results.json").write_text(json.dumps(evaluation))
     card = reply_card(folder, repo="someone/reply")
     assert "emotion guidance 1.5 (classifier-free guidance" in card.text
+    assert "plus 0.5 x its difference from the same chat without the message (context contrast)" in card.text
+    assert "at least 0.1 x as likely as the most likely one" in card.text
+    assert "`emotion_guidance`, `context_contrast`, `plausibility` in generation_config.json" in card.text
     assert "| fine-tuned, no emotion guidance |" in card.text
     assert "| relevance top-1 | PMI (nats) |" in card.text and "| 25.0% | 0.50 |" in card.text
     assert "(the human reference replies: 0.50%)" in card.text

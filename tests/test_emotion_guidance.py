@@ -1,14 +1,16 @@
-"""Emotion guidance (classifier-free guidance toward the requested emotion) with a tiny random LLaMA."""
+"""Emotion guidance (classifier-free guidance toward the requested emotion), context contrast and the
+plausibility floor, with a tiny random LLaMA."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 
 from emoreply.reply import ReplyDrafter, compare
-from emoreply.reply.drafter import GUIDANCE_KEY, EmotionGuidance, save_decoding_settings, saved_emotion_guidance
+from emoreply.reply.drafter import GUIDANCE_KEYS, EmotionGuidance, Guide, save_decoding_settings, saved_guidance
 
 from .test_reply_drafter import count_generate
 
@@ -23,21 +25,23 @@ def guided(tiny_adapter_dir) -> ReplyDrafter:
 
 
 @torch.inference_mode()
-def reference_greedy(drafter: ReplyDrafter, prompt: str, unguided: str, steps: int, ngram: int) -> list[int]:
-    """Guided greedy decoding one token at a time with two separate, unbatched forward passes."""
+def reference_greedy(drafter: ReplyDrafter, prompt: str, guide: Guide, steps: int, ngram: int) -> list[int]:
+    """Guided greedy decoding one token at a time with separate, unbatched forward passes."""
     tok, model = drafter.tokenizer, drafter.model
-    cond = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    free = tok(unguided, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    cond, free, *null = (
+        tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"] for text in (prompt, *filter(None, guide))
+    )
     reply: list[int] = []
     for _ in range(steps):
         new = torch.tensor([reply], dtype=torch.long).reshape(1, -1)
-        c = model(input_ids=torch.cat([cond, new], 1)).logits[0, -1].log_softmax(-1)
-        u = model(input_ids=torch.cat([free, new], 1)).logits[0, -1].log_softmax(-1)
-        scores = c + SCALE * (c - u)
+        c, u, *z = (model(input_ids=torch.cat([i, new], 1)).logits[0, -1].log_softmax(-1) for i in (cond, free, *null))
         seq = cond[0].tolist() + reply  # no repeated n-gram, as generate's processor does on the guided row
         for i in range(len(seq) - ngram + 1) if ngram else []:
             if seq[i : i + ngram - 1] == seq[len(seq) - ngram + 1 :]:
-                scores[seq[i + ngram - 1]] = -float("inf")
+                c[seq[i + ngram - 1]] = -float("inf")
+        scores = c + drafter.emotion_guidance * (c - u) + (drafter.context_contrast * (c - z[0]) if z else 0)
+        if drafter.plausibility:
+            scores[c < c.max() + math.log(drafter.plausibility)] = -float("inf")
         token = int(scores.argmax())
         if token == tok.eos_token_id:
             break
@@ -64,8 +68,38 @@ def test_batched_guided_replies_match_an_unbatched_reference(guided):
     texts = guided.sweep(message)
     for emotion in ("happy", "angry"):
         prompt = guided.prompt(message, emotion)[0]
-        ids = reference_greedy(guided, prompt, guided.unguided_prompt(message, emotion), 6, 3)
+        ids = reference_greedy(guided, prompt, guided.guide(message, emotion), 6, 3)
         assert texts[emotion] == guided.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+
+def test_the_processor_subtracts_the_contextless_row_and_keeps_only_plausible_tokens():
+    cond, free, null = torch.randn(1, 6), torch.randn(1, 6), torch.randn(1, 6)
+    cond[0, :2] = torch.tensor([5.0, -5.0])  # token 0 most likely; token 1 far below a tenth of it
+    guidance = EmotionGuidance(1.0, guided=1, plain=0, context_scale=0.5, plausibility=0.1)
+    out = guidance(torch.zeros(3, 1, dtype=torch.long), torch.cat([cond, free, null]))
+    c, u, z = (x.log_softmax(-1) for x in (cond, free, null))
+    expected = c + 1.0 * (c - u) + 0.5 * (c - z)
+    expected[c < c.max() + math.log(0.1)] = -float("inf")
+    torch.testing.assert_close(out[:1], expected)
+    assert out[0, 1] == -float("inf") and torch.isfinite(out[0, 0])
+    torch.testing.assert_close(out[1:], out[:1].expand(2, -1))  # both contrast rows stay in step
+
+
+def test_context_contrast_adds_one_contextless_row_per_reply_and_matches_the_reference(guided, monkeypatch):
+    guided.context_contrast, guided.plausibility = 0.5, 0.05
+    try:
+        guide = guided.guide("How is your day going?", "sad")
+        assert guide.contextless is not None and "How is your day" not in guide.contextless
+        assert guide.contextless != guided.prompt("Hi", "sad")[0]  # no message at all, not another one
+        calls = count_generate(monkeypatch, guided.model)
+        texts = guided.sweep("How is your day going?")
+        assert calls[0]["input_ids"].shape[0] == 21
+        for emotion in ("sad", "surprise"):
+            prompt = guided.prompt("How is your day going?", emotion)[0]
+            ids = reference_greedy(guided, prompt, guided.guide("How is your day going?", emotion), 6, 3)
+            assert texts[emotion] == guided.tokenizer.decode(ids, skip_special_tokens=True).strip()
+    finally:
+        guided.context_contrast, guided.plausibility = 0.0, 0.0
 
 
 def test_guidance_changes_the_replies_and_costs_one_twin_per_emotion(guided, monkeypatch):
@@ -76,12 +110,12 @@ def test_guidance_changes_the_replies_and_costs_one_twin_per_emotion(guided, mon
     assert calls[0]["input_ids"].shape[0] == 14 and calls[0]["logits_processor"] is not None
     guided.emotion_guidance = 0.0
     try:
-        unguided = guided.sweep("How is your day going?")
+        guides = guided.sweep("How is your day going?")
     finally:
         guided.emotion_guidance = SCALE
     assert calls[1]["input_ids"].shape[0] == 7 and calls[1]["logits_processor"] is None
-    assert swept != unguided
-    assert guided.unguided_prompt("Hi", None) is None  # no emotion asked for: nothing to guide
+    assert swept != guides
+    assert guided.guide("Hi", None) is None  # no emotion asked for: nothing to guide
 
 
 def test_compare_guides_only_the_fine_tuned_row_in_one_call(guided, monkeypatch):
@@ -99,10 +133,17 @@ def test_sampling_runs_without_guidance(guided, monkeypatch):
     assert len(draft.candidates) == 2 and calls[0]["logits_processor"] is None
 
 
-def test_the_scale_is_saved_with_the_decoding_settings(tiny_adapter_dir, tmp_path, guided):
-    assert saved_emotion_guidance(tiny_adapter_dir) == 0.0  # no generation_config.json: off
-    save_decoding_settings(tmp_path, guided.model, guided.tokenizer, emotion_guidance=SCALE)
-    assert json.loads((tmp_path / "generation_config.json").read_text())[GUIDANCE_KEY] == SCALE
-    assert saved_emotion_guidance(tmp_path) == SCALE
+def test_the_guidance_settings_are_saved_with_the_decoding_settings(tiny_adapter_dir, tmp_path, guided):
+    assert saved_guidance(tiny_adapter_dir) == dict.fromkeys(GUIDANCE_KEYS, 0.0)  # no generation_config.json: off
+    settings = {"emotion_guidance": SCALE, "context_contrast": 0.5, "plausibility": 0.1}
+    save_decoding_settings(tmp_path, guided.model, guided.tokenizer, **settings)
+    saved = json.loads((tmp_path / "generation_config.json").read_text())
+    assert {key: saved[key] for key in GUIDANCE_KEYS} == settings == saved_guidance(tmp_path)
+    loaded = ReplyDrafter(guided.model, guided.tokenizer, **saved_guidance(tmp_path))
+    assert (loaded.emotion_guidance, loaded.context_contrast, loaded.plausibility) == (SCALE, 0.5, 0.1)
+    with pytest.raises(ValueError, match="Unknown guidance settings"):
+        save_decoding_settings(tmp_path, guided.model, guided.tokenizer, guidance=1.0)
     with pytest.raises(ValueError, match="emotion_guidance"):
         ReplyDrafter(guided.model, guided.tokenizer, emotion_guidance=-1.0)
+    with pytest.raises(ValueError, match="plausibility must be >= 0 \\(0: off\\) and < 1"):
+        ReplyDrafter(guided.model, guided.tokenizer, plausibility=1.0)

@@ -278,7 +278,19 @@ def test_lora_fine_tuning_of_a_chat_model_writes_a_loadable_adapter(dailydialog_
         "9",
     )
     state = run(
-        dailydialog_dir, out, *common, "--num_epochs", "1", "--max_eval_per_emotion", "2", "--emotion_guidance", "1.5"
+        dailydialog_dir,
+        out,
+        *common,
+        "--num_epochs",
+        "1",
+        "--max_eval_per_emotion",
+        "2",
+        "--emotion_guidance",
+        "1.5",
+        "--context_contrast",
+        "0.5",
+        "--plausibility",
+        "0.1",
     )
     for name in ("adapter_model.safetensors", "adapter_config.json", "generation_config.json", "README.md"):
         assert (out / name).exists(), name
@@ -287,7 +299,7 @@ def test_lora_fine_tuning_of_a_chat_model_writes_a_loadable_adapter(dailydialog_
     assert config["base_model_name_or_path"] == str(tiny_chat_dir) and config["r"] == 2
     generation = json.loads((out / "generation_config.json").read_text())
     assert generation["no_repeat_ngram_size"] == 3 and generation["max_new_tokens"] == 20
-    assert generation["emotion_guidance"] == 1.5
+    assert [generation[key] for key in ("emotion_guidance", "context_contrast", "plausibility")] == [1.5, 0.5, 0.1]
     assert "library_name: peft" in (out / "README.md").read_text()
     state = run(
         dailydialog_dir,
@@ -312,6 +324,9 @@ def test_a_lower_precision_evaluation_cannot_rewrite_the_fp32_card():
     assert eval_script.parse_args(["--precision", "int8"]).precision == "int8"
     with pytest.raises(SystemExit):  # a guidance scale the folder does not store would mislabel its card
         eval_script.parse_args(["--emotion_guidance", "2", "--update_card"])
+    with pytest.raises(SystemExit):
+        eval_script.parse_args(["--context_contrast", "0.5", "--update_card"])
+    assert eval_script.parse_args(["--plausibility", "0.1"]).plausibility == 0.1
     assert eval_script.parse_args(["--skip", "no_guidance", "base"]).skip == ["no_guidance", "base"]
     with pytest.raises(SystemExit):  # the fine-tuned row is what is evaluated: it cannot be skipped
         eval_script.parse_args(["--skip", "fine_tuned"])

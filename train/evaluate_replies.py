@@ -5,12 +5,12 @@
     python train/evaluate_replies.py --judge runs/reply-judge --max_eval_samples 64 --max_sweep_samples 8 \
         --relevance_contexts 16 --relevance_set_size 8                                           # smoke
 
-Rows (one table): the fine-tuned model (with the emotion guidance its folder stores, or
-``--emotion_guidance``); the same model without guidance, when it has any (what guidance adds); the
-same model with the emotion removed from the prompt (does the emotion matter?); its base model
-asked for the emotion through the same prompt (for a LoRA adapter: the same weights, adapter off);
-the models named by ``--compare`` (default: the bundled compact T5); and the human reference
-replies, the ceiling for relevance and diversity.
+Rows (one table): the fine-tuned model (with the guidance settings its folder stores, or
+``--emotion_guidance``, ``--context_contrast``, ``--plausibility``); the same model without guidance,
+when it has any (what guidance adds); the same model with the emotion removed from the prompt (does
+the emotion matter?); its base model asked for the emotion through the same prompt (for a LoRA
+adapter: the same weights, adapter off); the models named by ``--compare`` (default: the bundled
+compact T5); and the human reference replies, the ceiling for relevance and diversity.
 
 - relevance: the first ``--relevance_contexts`` dialogue openings (each dialogue's first pair) in
   sets of ``--relevance_set_size``. For each reply in a set, every context of the set is scored by
@@ -58,6 +58,7 @@ from emoreply.reply.blocklist import BLOCKED_PHRASES, contains_blocked
 from emoreply.reply.copy_guard import words
 from emoreply.reply.drafter import (
     DEFAULT_REPLY_MODEL,
+    GUIDANCE_KEYS,
     MAX_NEW_TOKENS,
     PRECISIONS,
     ReplyDrafter,
@@ -103,6 +104,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="weights of the evaluated models")
     parser.add_argument("--no_copy_guard", action="store_true", help="score raw greedy replies, copies included")
     parser.add_argument("--emotion_guidance", type=float, help="guidance scale (default: the model folder's)")
+    parser.add_argument("--context_contrast", type=float, help="context contrast scale (default: the folder's)")
+    parser.add_argument("--plausibility", type=float, help="guided tokens' probability floor (default: the folder's)")
     parser.add_argument("--num_examples", type=int, default=10, help="sample replies kept in the JSON")
     parser.add_argument("--no_progress", action="store_true")
     args = parser.parse_args(argv)
@@ -110,8 +113,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--relevance_contexts must hold at least one set of --relevance_set_size")
     if args.precision != "fp32" and args.update_card:
         parser.error(f"--precision {args.precision} evaluates a variant; it must not rewrite the fp32 model's card")
-    if args.emotion_guidance is not None and args.update_card:
-        parser.error("--emotion_guidance evaluates a variant; store the scale in the model folder to card it")
+    for key in GUIDANCE_KEYS:
+        if getattr(args, key) is not None and args.update_card:
+            parser.error(f"--{key} evaluates a variant; store the setting in the model folder to card it")
     return args
 
 
@@ -143,7 +147,7 @@ def generate(drafter: ReplyDrafter, jobs: list[tuple[str, str | None, list[str]]
     """Greedy replies to (message, emotion, history) jobs, in batches, with the copy guard and the
     drafter's emotion guidance, as in the app; with ``--replies_dir``, cached and resumed under ``what``."""
     prompts = [drafter.prompt(m, e, h)[0] for m, e, h in jobs]
-    unguided = [drafter.unguided_prompt(m, e, h) for m, e, h in jobs]
+    guides = [drafter.guide(m, e, h) for m, e, h in jobs]
     out: list[str] = []
     cache = Path(args.replies_dir) / f"{what}.jsonl" if args.replies_dir else None
     if cache is not None:
@@ -157,13 +161,13 @@ def generate(drafter: ReplyDrafter, jobs: list[tuple[str, str | None, list[str]]
             "precision": args.precision,
             "blocked_words": list(BLOCKED_PHRASES),
         }
+        # Only when on: replies cached before these settings existed were drafted with both off.
+        settings.update({k: getattr(drafter, k) for k in ("context_contrast", "plausibility") if getattr(drafter, k)})
         out = cached_replies(cache, settings, jobs)
     for start in tqdm(range(len(out), len(jobs), args.batch_size), desc=what, leave=False, disable=args.no_progress):
         chunk = slice(start, start + args.batch_size)
         messages = [m for m, _, _ in jobs[chunk]]
-        batch = drafter.generate(
-            prompts[chunk], batch_size=args.batch_size, messages=messages, unguided=unguided[chunk]
-        )
+        batch = drafter.generate(prompts[chunk], batch_size=args.batch_size, messages=messages, guides=guides[chunk])
         out += [c[0] for c in batch]
         if cache is not None:  # appended batch by batch: a stopped sitting loses one batch at most
             with cache.open("a") as f:
@@ -325,8 +329,9 @@ def load_rows(args: argparse.Namespace) -> dict[str, tuple[ReplyDrafter, bool]]:
     """Row key -> (drafter, whether its prompt carries the emotion)."""
     tuned = ReplyDrafter.from_pretrained(args.model, max_new_tokens=args.max_new_tokens, precision=args.precision)
     tuned.avoid_copies = not args.no_copy_guard
-    if args.emotion_guidance is not None:
-        tuned.emotion_guidance = args.emotion_guidance
+    for key in GUIDANCE_KEYS:
+        if getattr(args, key) is not None:
+            setattr(tuned, key, getattr(args, key))
     rows = {"fine_tuned": (tuned, True)}
     if tuned.emotion_guidance and "no_guidance" not in args.skip:
         plain = copy.copy(tuned)  # the same model and lock, plain greedy decoding
@@ -386,7 +391,7 @@ def main(argv: list[str] | None = None) -> dict:
         "relevance_scorer": str(args.scorer or "HuggingFaceTB/SmolLM2-135M-Instruct (no adapter)"),
         "max_new_tokens": args.max_new_tokens,
         "no_repeat_ngram_size": tuned.no_repeat_ngram_size,
-        "emotion_guidance": tuned.emotion_guidance,
+        **{key: getattr(tuned, key) for key in GUIDANCE_KEYS},
         "copy_guard": tuned.avoid_copies,
         "precision": args.precision,
         "judge": {

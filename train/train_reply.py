@@ -50,7 +50,7 @@ from transformers import (
 )
 
 from emoreply.reply.base import base_model_folder
-from emoreply.reply.drafter import DEFAULT_BASE_MODEL_ID, load_reply_model, save_decoding_settings
+from emoreply.reply.drafter import DEFAULT_BASE_MODEL_ID, GUIDANCE_KEYS, load_reply_model, save_decoding_settings
 from emoreply.training.cards import write_reply_card
 from emoreply.training.common import (
     TrainerState,
@@ -95,6 +95,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="guidance scale stored for drafting (0: off); choose it on validation with "
         "train/evaluate_replies.py --split validation --emotion_guidance S",
+    )
+    parser.add_argument(
+        "--context_contrast",
+        type=float,
+        default=0.0,
+        help="context contrast scale stored for drafting (0: off; acts with emotion guidance), chosen likewise",
+    )
+    parser.add_argument(
+        "--plausibility",
+        type=float,
+        default=0.0,
+        help="guided tokens' probability floor, relative to the most likely token (0: off), chosen likewise",
     )
     parser.add_argument("--config_name", help="T5 config (JSON file, folder or Hub id): train from scratch")
     parser.add_argument(
@@ -213,7 +225,8 @@ def export(model, tokenizer, output_dir: Path, args: argparse.Namespace) -> None
         config_file.write_text(json.dumps(config, indent=2) + "\n")
     else:
         tokenizer.save_pretrained(output_dir)
-    save_decoding_settings(output_dir, model, tokenizer, args.emotion_guidance)
+    guidance = {key: getattr(args, key) for key in GUIDANCE_KEYS}
+    save_decoding_settings(output_dir, model, tokenizer, **guidance)
 
 
 def evaluate(model, loader, accelerator: Accelerator, desc: str, disable: bool) -> dict[str, float]:

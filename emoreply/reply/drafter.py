@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from transformers import (
@@ -57,7 +58,9 @@ NO_REPEAT_NGRAM_SIZE = 3
 # by the best of this many beams that does not.
 COPY_GUARD_BEAMS = 4
 # Emotion guidance scale a model folder's generation_config.json may set (absent: 0, off); see EmotionGuidance.
-GUIDANCE_KEY = "emotion_guidance"
+# The guidance settings a model folder's generation_config.json may store (see EmotionGuidance), all
+# ReplyDrafter arguments: the emotion's scale, the message's (context contrast), the plausibility floor.
+GUIDANCE_KEYS = ("emotion_guidance", "context_contrast", "plausibility")
 ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"  # peft's file names
 # Weight formats for inference: as trained, bfloat16 (half the bytes), int8 Linear weights (a quarter).
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -82,34 +85,65 @@ class Comparison:
     base_error: str | None
 
 
+class Guide(NamedTuple):
+    """The contrast rows that guide one reply (see :class:`EmotionGuidance`): its ``twin``, the same chat
+    without the emotion, and with context contrast on, the same chat without the message (``contextless``)."""
+
+    twin: str
+    contextless: str | None = None
+
+
 class EmotionGuidance(LogitsProcessor):
-    """Classifier-free guidance toward the requested emotion (Sanchez et al. 2023, "Stay on topic with CFG").
+    """Classifier-free guidance toward the requested emotion (Sanchez et al. 2023, "Stay on topic with CFG"),
+    optionally also toward the message (context contrast, as in Shi et al. 2023's context-aware decoding).
 
     Fine-tuning alone lets a small LM answer the message but barely changes the reply with the
     emotion asked for. Guidance amplifies exactly what the emotion changes: each guided row scores
     ``log p(t | emotion) + scale * (log p(t | emotion) - log p(t | no emotion))``, where the second
     term comes from a *twin* row, the same chat without the emotion fed the same reply so far.
+    Guidance alone favours the emotion's stock phrases ("I'm furious!", "I'm scared."), which fit any
+    message; ``context_scale`` adds ``context_scale * (log p(t | emotion) - log p(t | emotion, no
+    message))`` from a third, *contextless* row, which marks down what the emotion says whatever the
+    message. Contrasts also reward odd tokens that only the guided row finds at all likely (a word cut
+    short: "Good morn"), so with ``plausibility`` > 0 only tokens whose guided-row probability is at
+    least ``plausibility`` times its most likely token's may be chosen (Li et al. 2023's
+    plausibility constraint for contrastive decoding).
 
     The batch holds ``guided`` items, then ``plain`` ones (scored as they are), then one twin per
-    guided item, each item expanded to ``k`` rows (beams x returned sequences) by ``generate``.
-    Twins get their guided row's scores, so greedy and beam search pick the same tokens for both and
-    they stay in step (sampling would not: it is run without guidance). Runs after the other
-    processors: tokens they ban in the guided row stay banned; a twin's own bans are ignored.
+    guided item, then (``context_scale`` > 0) one contextless row per guided item, each item expanded
+    to ``k`` rows (beams x returned sequences) by ``generate``. Contrast rows get their guided row's
+    scores, so greedy and beam search pick the same tokens for all of them and they stay in step
+    (sampling would not: it is run without guidance). Runs after the other processors: tokens they
+    ban in the guided row stay banned; a contrast row's own bans are ignored.
     """
 
-    def __init__(self, scale: float, guided: int, plain: int) -> None:
+    def __init__(
+        self, scale: float, guided: int, plain: int, context_scale: float = 0.0, plausibility: float = 0.0
+    ) -> None:
         self.scale, self.guided, self.plain = scale, guided, plain
+        self.context_scale, self.plausibility = context_scale, plausibility
+        self.contrasts = 2 if context_scale else 1  # contrast rows per guided item
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        k = scores.shape[0] // (2 * self.guided + self.plain)  # rows per item
+        k = scores.shape[0] // ((1 + self.contrasts) * self.guided + self.plain)  # rows per item
         g, twins = self.guided * k, (self.guided + self.plain) * k
         cond = scores[:g].float().log_softmax(-1)  # (G, V)
-        free = scores[twins:].float().log_softmax(-1)  # (G, V)
-        free = torch.where(torch.isfinite(free), free, cond)  # a twin-only ban is no evidence
-        guided = torch.where(torch.isfinite(cond), cond + self.scale * (cond - free), cond)
+
+        def contrast(rows: slice) -> torch.Tensor:  # (G, V); a contrast row's own ban is no evidence
+            other = scores[rows].float().log_softmax(-1)
+            return cond - torch.where(torch.isfinite(other), other, cond)
+
+        guided = cond + self.scale * contrast(slice(twins, twins + g))
+        if self.context_scale:
+            guided = guided + self.context_scale * contrast(slice(twins + g, twins + 2 * g))
+        allowed = torch.isfinite(cond)
+        if self.plausibility:
+            allowed &= cond >= cond.max(-1, keepdim=True).values + math.log(self.plausibility)
+        guided = torch.where(allowed, guided, -torch.inf)
         scores = scores.clone()
         scores[:g] = guided.to(scores.dtype)
-        scores[twins:] = scores[:g]
+        for start in range(twins, scores.shape[0], g):
+            scores[start : start + g] = scores[:g]
         return scores
 
 
@@ -153,11 +187,14 @@ def _load_adapter(folder: Path, what: str) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def save_decoding_settings(folder: str | Path, model: Any, tokenizer: Any, emotion_guidance: float = 0.0) -> None:
+def save_decoding_settings(folder: str | Path, model: Any, tokenizer: Any, **guidance: float) -> None:
     """``generation_config.json`` with the app's greedy decoding, so plain ``generate`` gives the app's
     replies (not the loops a small model falls into without ``no_repeat_ngram_size``, and none of
-    the :mod:`.blocklist` words). ``emotion_guidance``
-    > 0 is stored for :class:`ReplyDrafter` (plain ``generate`` ignores it: see :class:`EmotionGuidance`)."""
+    the :mod:`.blocklist` words). ``guidance``: the non-zero ``GUIDANCE_KEYS`` settings, stored for
+    :class:`ReplyDrafter` (plain ``generate`` ignores them: see :class:`EmotionGuidance`)."""
+    unknown = set(guidance) - set(GUIDANCE_KEYS)
+    if unknown:
+        raise ValueError(f"Unknown guidance settings {sorted(unknown)}; choose from {', '.join(GUIDANCE_KEYS)}.")
     config = copy.deepcopy(model.generation_config)  # keeps what the architecture needs (T5's decoder start)
     config.update(
         max_new_tokens=MAX_NEW_TOKENS,
@@ -169,18 +206,20 @@ def save_decoding_settings(folder: str | Path, model: Any, tokenizer: Any, emoti
         bad_words_ids=blocked_token_ids(tokenizer),
     )
     config._from_model_config = False  # our settings now, and loading keeps extra keys only for such configs
-    if emotion_guidance:
-        setattr(config, GUIDANCE_KEY, emotion_guidance)
+    for key, value in guidance.items():
+        if value:
+            setattr(config, key, value)
     config.save_pretrained(folder)
 
 
-def saved_emotion_guidance(source: str | Path) -> float:
-    """The emotion guidance scale a model folder (or Hub id) stores in its generation config; 0 if none."""
+def saved_guidance(source: str | Path) -> dict[str, float]:
+    """The ``GUIDANCE_KEYS`` settings a model folder (or Hub id) stores in its generation config; 0 for each
+    it does not (or when it has none)."""
     try:
         config = GenerationConfig.from_pretrained(source)
     except OSError:  # no generation_config.json (or no network for a Hub id): no guidance
-        return 0.0
-    return float(getattr(config, GUIDANCE_KEY, 0.0) or 0.0)
+        return dict.fromkeys(GUIDANCE_KEYS, 0.0)
+    return {key: float(getattr(config, key, 0.0) or 0.0) for key in GUIDANCE_KEYS}
 
 
 def quantize_int8(model: Any) -> Any:
@@ -263,9 +302,13 @@ class ReplyDrafter:
         lock: threading.Lock | None = None,
         emotion_guidance: float = 0.0,
         base_source: str | Path | None = None,
+        context_contrast: float = 0.0,
+        plausibility: float = 0.0,
     ) -> None:
-        if emotion_guidance < 0:
-            raise ValueError(f"emotion_guidance must be >= 0 (0: off), got {emotion_guidance}.")
+        for key, value in zip(GUIDANCE_KEYS, (emotion_guidance, context_contrast, plausibility), strict=True):
+            if value < 0 or (key == "plausibility" and value >= 1):
+                limit = " and < 1" if key == "plausibility" else ""
+                raise ValueError(f"{key} must be >= 0 (0: off){limit}, got {value}.")
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_new_tokens = max_new_tokens
         self.max_source_tokens = max_source_tokens
@@ -274,6 +317,8 @@ class ReplyDrafter:
         self.name = name
         self.use_adapter = use_adapter
         self.emotion_guidance = emotion_guidance  # 0: plain decoding; see EmotionGuidance
+        self.context_contrast = context_contrast  # 0: off; acts only with emotion guidance on
+        self.plausibility = plausibility  # 0: off; the floor on a guided token's probability
         self.base_source = base_source  # the base of an adapter merged into ``model`` (lower precisions)
         # Switching a shared model's adapter off registers hooks on the model for one generate call,
         # so drafters sharing a model never generate at the same time (decoding uses all cores anyway).
@@ -302,7 +347,7 @@ class ReplyDrafter:
         model raises ``ModelLoadError`` naming the path. ``precision`` ("fp32", "bf16" or "int8";
         int8 runs on CPU): see :func:`with_precision`. On CPU the output layer is then stored
         transposed (:mod:`.cpu_layout`): the drafter's model is for inference, not training or saving.
-        The emotion guidance scale is the one the folder's ``generation_config.json`` stores (0 if none).
+        The guidance settings are those the folder's ``generation_config.json`` stores (0 if none).
         """
         check_precision(precision)  # before the (slow) loading
         source = resolve_reply_model(model_path_or_id)
@@ -316,8 +361,8 @@ class ReplyDrafter:
             max_new_tokens,
             max_source_tokens,
             name=str(source),
-            emotion_guidance=saved_emotion_guidance(source),
             base_source=None if hasattr(model, "peft_config") else adapter_base,
+            **saved_guidance(source),
         )
 
     def base_drafter(self, base_model: str | Path | None = None) -> ReplyDrafter:
@@ -365,12 +410,14 @@ class ReplyDrafter:
     def _count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=not self.is_chat)["input_ids"])
 
-    def unguided_prompt(self, message: str, emotion: str | None, history: Sequence[str] | None = None) -> str | None:
-        """The emotion-free twin of :meth:`prompt` that guides a reply in ``emotion``; None when there is
+    def guide(self, message: str, emotion: str | None, history: Sequence[str] | None = None) -> Guide | None:
+        """The contrast prompts that guide a reply in ``emotion`` (:class:`Guide`); None when there is
         nothing to guide (guidance off, or no emotion asked for)."""
         if not self.emotion_guidance or emotion is None:
             return None
-        return self.prompt(message, None, history)[0]
+        twin = self.prompt(message, None, history)[0]
+        # Without the message (and the history): what the emotion's prompt says to anything.
+        return Guide(twin, self._render("", _emotion_name(emotion), []) if self.context_contrast else None)
 
     def prompt(self, message: str, emotion: str | None, history: Sequence[str] | None = None) -> tuple[str, bool]:
         """(prompt string, truncated) for ``message``: validated, normalised, history fitted to the budget.
@@ -397,28 +444,28 @@ class ReplyDrafter:
         sampling: bool = False,
         batch_size: int = 64,
         messages: Sequence[str] | None = None,
-        unguided: Sequence[str | None] | None = None,
+        guides: Sequence[Guide | None] | None = None,
         **generate_kwargs: Any,
     ) -> list[list[str]]:
         """Candidates per prompt (best first): greedy for one, beam search or nucleus sampling for several.
 
         One ``model.generate`` call per ``batch_size`` prompts; ``generate_kwargs`` override the defaults.
         ``messages`` (the message each prompt answers) turns on the copy guard (``avoid_copies``).
-        ``unguided[i]`` (:meth:`unguided_prompt`) turns on emotion guidance for prompt i.
+        ``guides[i]`` (:meth:`guide`) turns on guidance for prompt i.
         """
         options = self._decoding_options(num_candidates, sampling)
         options.update(generate_kwargs)
-        unguided = list(unguided) if unguided is not None else [None] * len(prompts)
+        guides = list(guides) if guides is not None else [None] * len(prompts)
         results: list[list[str]] = []
         for start in range(0, len(prompts), batch_size):
             chunk = slice(start, start + batch_size)
             prompts_ = list(prompts[chunk])
-            texts = self._generate_batch(prompts_, [self.use_adapter] * len(prompts_), options, unguided[chunk])
+            texts = self._generate_batch(prompts_, [self.use_adapter] * len(prompts_), options, guides[chunk])
             results.extend(texts[i : i + num_candidates] for i in range(0, len(texts), num_candidates))
         if messages is not None and self.avoid_copies:
             for i, message in enumerate(messages):
                 if is_copy(results[i][0], message):
-                    results[i] = self._without_copies(results[i], prompts[i], message, unguided[i])
+                    results[i] = self._without_copies(results[i], prompts[i], message, guides[i])
         return results
 
     def _decoding_options(self, num_candidates: int, sampling: bool) -> dict[str, Any]:
@@ -441,18 +488,20 @@ class ReplyDrafter:
         prompts: list[str],
         adapters: list[bool],
         options: dict[str, Any],
-        unguided: Sequence[str | None] | None = None,
+        guides: Sequence[Guide | None] | None = None,
     ) -> list[str]:
         """One ``generate`` call -> ``num_return_sequences`` texts per prompt, in order. ``adapters[i]``
-        False drafts prompt i with the adapter off (LoRA models); ``unguided[i]`` guides it (EmotionGuidance)."""
+        False drafts prompt i with the adapter off (LoRA models); ``guides[i]`` guides it (EmotionGuidance)."""
         scale = 0.0 if options.get("do_sample") else self.emotion_guidance
-        twins = list(unguided) if unguided is not None and scale else [None] * len(prompts)
-        guided = [i for i, twin in enumerate(twins) if twin is not None]
-        order = guided + [i for i, twin in enumerate(twins) if twin is None]  # EmotionGuidance's batch layout
-        rows = [prompts[i] for i in order] + [twins[i] for i in guided]
-        adapters = [adapters[i] for i in order] + [adapters[i] for i in guided]
-        processors = LogitsProcessorList([EmotionGuidance(scale, len(guided), len(order) - len(guided))])
-        texts = self._generate_rows(rows, adapters, options, processors if guided else None)
+        guides = list(guides) if guides is not None and scale else [None] * len(prompts)
+        guided = [i for i, guide in enumerate(guides) if guide is not None]
+        order = guided + [i for i, guide in enumerate(guides) if guide is None]  # EmotionGuidance's batch layout
+        context = self.context_contrast if all(guides[i].contextless for i in guided) else 0.0
+        contrasts = [[guides[i].twin for i in guided]] + ([[guides[i].contextless for i in guided]] if context else [])
+        rows = [prompts[i] for i in order] + [row for group in contrasts for row in group]
+        adapters = [adapters[i] for i in order] + [adapters[i] for _ in contrasts for i in guided]
+        guidance = EmotionGuidance(scale, len(guided), len(order) - len(guided), context, self.plausibility)
+        texts = self._generate_rows(rows, adapters, options, LogitsProcessorList([guidance]) if guided else None)
         k = options.get("num_return_sequences", 1)
         by_prompt = {i: texts[j * k : (j + 1) * k] for j, i in enumerate(order)}
         return [text for i in range(len(prompts)) for text in by_prompt[i]]
@@ -479,10 +528,10 @@ class ReplyDrafter:
         ]
 
     def _without_copies(
-        self, candidates: list[str], prompt: str, message: str, unguided: str | None = None
+        self, candidates: list[str], prompt: str, message: str, guide: Guide | None = None
     ) -> list[str]:
         """``candidates`` led by the best beam that does not repeat ``message`` (unchanged if every beam does)."""
-        beams = self.generate([prompt], COPY_GUARD_BEAMS, unguided=[unguided])[0]
+        beams = self.generate([prompt], COPY_GUARD_BEAMS, guides=[guide])[0]
         fresh = [c for c in dict.fromkeys(beams + candidates) if not is_copy(c, message)]
         return (fresh + [c for c in candidates if c not in fresh])[: len(candidates)] if fresh else candidates
 
@@ -496,15 +545,15 @@ class ReplyDrafter:
     ) -> Draft:
         """A reply to ``message`` in ``emotion`` (None: let the model choose); greedy unless asked otherwise."""
         prompt, truncated = self.prompt(message, emotion, history)
-        unguided = [self.unguided_prompt(message, emotion, history)]
-        candidates = self.generate([prompt], num_candidates, sampling, messages=[message], unguided=unguided)[0]
+        guides = [self.guide(message, emotion, history)]
+        candidates = self.generate([prompt], num_candidates, sampling, messages=[message], guides=guides)[0]
         return Draft(candidates[0], _emotion_name(emotion), truncated, tuple(candidates))
 
     def sweep(self, message: str, history: Sequence[str] | None = None) -> dict[str, str]:
         """Emotion -> greedy reply for all seven emotions, from one batched ``generate`` call."""
         prompts = [self.prompt(message, emotion, history)[0] for emotion in EMOTIONS]
-        unguided = [self.unguided_prompt(message, emotion, history) for emotion in EMOTIONS]
-        replies = self.generate(prompts, batch_size=len(prompts), messages=[message] * len(prompts), unguided=unguided)
+        guides = [self.guide(message, emotion, history) for emotion in EMOTIONS]
+        replies = self.generate(prompts, batch_size=len(prompts), messages=[message] * len(prompts), guides=guides)
         return {emotion: reply[0] for emotion, reply in zip(EMOTIONS, replies, strict=True)}
 
 
@@ -540,17 +589,17 @@ def compare(
     models generate at the same time in two threads (torch kernels release the GIL).
     """
     prompt, truncated = tuned.prompt(message, emotion, history)
-    unguided = tuned.unguided_prompt(message, emotion, history)
+    guide = tuned.guide(message, emotion, history)
     if base is None:
-        text = tuned.generate([prompt], messages=[message], unguided=[unguided])[0][0]
+        text = tuned.generate([prompt], messages=[message], guides=[guide])[0][0]
         error = base_error or "No base model was loaded."
         return Comparison(Draft(text, _emotion_name(emotion), truncated, (text,)), None, error)
     base_prompt = base.prompt(message, emotion, history)[0]
     if base.model is tuned.model:
         options = tuned._decoding_options(1, False)
         adapters = [tuned.use_adapter, base.use_adapter]
-        texts = tuned._generate_batch([prompt, base_prompt], adapters, options, [unguided, None])
-        jobs = [(tuned, prompt, texts[0], unguided), (base, base_prompt, texts[1], None)]
+        texts = tuned._generate_batch([prompt, base_prompt], adapters, options, [guide, None])
+        jobs = [(tuned, prompt, texts[0], guide), (base, base_prompt, texts[1], None)]
         text, base_text = (
             d._without_copies([t], p, message, u)[0] if d.avoid_copies and is_copy(t, message) else t
             for d, p, t, u in jobs
@@ -558,6 +607,6 @@ def compare(
     else:
         with ThreadPoolExecutor(max_workers=2) as pool:
             base_job = pool.submit(base.generate, [base_prompt], messages=[message])
-            text = tuned.generate([prompt], messages=[message], unguided=[unguided])[0][0]
+            text = tuned.generate([prompt], messages=[message], guides=[guide])[0][0]
             base_text = base_job.result()[0][0]
     return Comparison(Draft(text, _emotion_name(emotion), truncated, (text,)), base_text, None)
