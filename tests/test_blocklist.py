@@ -20,6 +20,7 @@ def test_contains_blocked_matches_whole_words_in_any_case() -> None:
     assert contains_blocked("I hate you.")
     assert not contains_blocked("He studied the skills of the killer whale.")  # pieces of longer words
     assert not contains_blocked("I hate yoghurt.")
+    assert contains_blocked("I'm so fucking pissed!")  # inflected forms are listed: whole words only
 
 
 @pytest.mark.parametrize("fixture", ["tiny_chat_tokenizer", "tiny_tokenizer"])

@@ -166,7 +166,7 @@ def test_presets_parse():
     assert scratch.train_tokenizer and scratch.vocab_size == 8000 and scratch.balance_emotions
     assert scratch.emotion_guidance == 0  # T5: plain greedy decoding, as in the paper
     lora = train_script.parse_args(["--preset", "train/configs/reply_smollm2_lora.json", "--output_dir", "x"])
-    assert lora.lora_r == 16 and lora.emotion_guidance == 1.0
+    assert lora.lora_r == 16 and (lora.emotion_guidance, lora.context_contrast, lora.plausibility) == (2.5, 0.5, 0.1)
     from transformers import T5Config, T5ForConditionalGeneration
 
     with torch.device("meta"):  # shapes only: no memory, no init time
