@@ -147,3 +147,23 @@ def test_the_guidance_settings_are_saved_with_the_decoding_settings(tiny_adapter
         ReplyDrafter(guided.model, guided.tokenizer, emotion_guidance=-1.0)
     with pytest.raises(ValueError, match="plausibility must be >= 0 \\(0: off\\) and < 1"):
         ReplyDrafter(guided.model, guided.tokenizer, plausibility=1.0)
+
+
+def test_tune_guidance_tables_each_setting_on_validation_openings(tiny_adapter_dir, dailydialog_dir, tmp_path):
+    from emoreply.training.judge import EmotionJudge
+    from emoreply.training.reply_data import load_pairs
+
+    from .conftest import load_script
+
+    pairs = load_pairs(dailydialog_dir, "train")
+    EmotionJudge.fit(pairs["response"], pairs["emotion"], min_df=1).save(tmp_path / "judge")
+    script = load_script("train/tune_guidance.py")
+    argv = ["--model", str(tiny_adapter_dir), "--judge", str(tmp_path / "judge"), "--dataset", str(dailydialog_dir)]
+    settings = ["--settings", "0,0,0", "1.5,0.5,0.1", "--skip_dialogues", "2", "--num_dialogues", "3"]
+    out = script.main([*argv, *settings, "--output", str(tmp_path / "drafts.json")])
+    assert "3 validation openings (dialogues 2-4) x 7 emotions" in out
+    assert "| 0, 0, 0 |" in out and "| 1.5, 0.5, 0.1 |" in out
+    drafts = json.loads((tmp_path / "drafts.json").read_text())
+    assert [len(v) for v in drafts.values()] == [21, 21] and drafts["0, 0, 0"] != drafts["1.5, 0.5, 0.1"]
+    with pytest.raises(SystemExit):
+        script.parse_args(["--judge", "j", "--settings", "1,0.5"])
