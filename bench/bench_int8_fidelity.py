@@ -9,8 +9,9 @@ per batch with one scale a tensor) to some of its linear layers: all of them wit
 a tensor (``--precision int8``), all of them with one scale an output channel, each layer type
 alone, and all but ``down_proj``. Quality: the next-token distribution at the start of the reply,
 for the 7-emotion prompts of the app's example messages: mean KL(fp32 || int8) in nats and the
-share of prompts whose most likely token is unchanged. Speed: one cached decoding step at batch 2
-(a guided reply's two rows) after a 60-token prompt.
+share of prompts whose most likely token is unchanged; for the variants that quantise every layer
+(or all but one type), also the share of whole drafts (greedy, with the app's guidance) that come
+out identical. Speed: one cached decoding step at batch 2 after a 60-token prompt.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import copy
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -27,6 +29,7 @@ import app
 from bench.common import measure, table
 from emoreply.emotion_cnn import EMOTIONS
 from emoreply.reply import ReplyDrafter
+from emoreply.reply.drafter import GUIDANCE_KEYS
 
 LAYER_TYPES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -82,13 +85,20 @@ def variants(merged: nn.Module, types: tuple[str, ...]) -> dict[str, Callable[[]
     return rows
 
 
+def drafts(model: nn.Module, like: ReplyDrafter, messages: list[str]) -> list[str]:
+    """The 7-emotion sweeps of ``messages`` by ``model``, decoded as ``like`` decodes (guidance included)."""
+    guidance = {key: getattr(like, key) for key in GUIDANCE_KEYS}
+    drafter = ReplyDrafter(model, like.tokenizer, like.max_new_tokens, **guidance)
+    return [reply for m in messages for reply in drafter.sweep(m).values()]
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="a reply model with a LoRA adapter (default: the default)")
     parser.add_argument("--quick", action="store_true", help="two messages, few repeats (smoke test)")
     args = parser.parse_args(argv)
     repeat = 3 if args.quick else 20
-    drafter = ReplyDrafter.from_pretrained(args.model)
+    drafter = ReplyDrafter.from_pretrained(args.model)  # with the folder's guidance settings
     if not hasattr(drafter.model, "merge_and_unload"):
         raise SystemExit(f"{drafter.name} has no LoRA adapter: this benchmark compares a merged chat model.")
     merged = drafter.model.merge_and_unload()  # (the drafter is not used again)
@@ -99,11 +109,15 @@ def main(argv: list[str] | None = None) -> str:
     vocab = merged.config.vocab_size
     rows = [{"name": "fp32, adapter merged (reference)", **step_time(merged, vocab, repeat), "baseline": True}]
     base_ms = rows[0]["median_ms"]
+    reference_drafts = drafts(merged, drafter, messages)
     for name, build in variants(merged, LAYER_TYPES[-1:] if args.quick else LAYER_TYPES).items():
         model = build()
         f = fidelity(reference, next_token_logprobs(model, batch))
         timing = step_time(model, vocab, repeat)
         note = f"KL {f['kl']:.3f} nats, same first token {f['top1']:.0%}"
+        if " only" not in name:
+            same = np.mean([a == b for a, b in zip(reference_drafts, drafts(model, drafter, messages), strict=True)])
+            note += f", same draft {same:.0%} of {len(reference_drafts)}"
         rows.append({"name": name, **timing, "ratio": base_ms / timing["median_ms"], "note": note})
         del model
     title = f"int8 fidelity ({len(prompts)} prompts) and decoding step (batch 2), torch {torch.__version__}"

@@ -175,6 +175,7 @@ def test_int8_fidelity_rows_quantise_only_the_named_layers(tiny_adapter_dir):
     out = bench_int8_fidelity.main(["--model", str(tiny_adapter_dir), "--quick"])
     assert "| fp32, adapter merged (reference) |" in out and "| int8 down_proj only |" in out
     assert out.count("nats, same first token") == 4  # per tensor, per channel, down_proj only, all but down_proj
+    assert out.count(", same draft ") == 3  # whole drafts for the variants that quantise (nearly) every layer
     merged = ReplyDrafter.from_pretrained(str(tiny_adapter_dir)).model.merge_and_unload()
     only_down = bench_int8_fidelity.quantized(merged, lambda name: name.endswith("down_proj"))
     kinds = {name.rsplit(".", 1)[-1]: type(m) for name, m in only_down.named_modules() if "layers.0." in name}
