@@ -98,6 +98,8 @@ def test_context_contrast_adds_one_contextless_row_per_reply_and_matches_the_ref
             prompt = guided.prompt("How is your day going?", emotion)[0]
             ids = reference_greedy(guided, prompt, guided.guide("How is your day going?", emotion), 6, 3)
             assert texts[emotion] == guided.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        beams = guided.generate([prompt], 3, guides=[guided.guide("How is your day going?", "sad")])[0]
+        assert len(beams) == 3  # beam search (the copy guard's fallback) keeps the three row groups in step
     finally:
         guided.context_contrast, guided.plausibility = 0.0, 0.0
 
