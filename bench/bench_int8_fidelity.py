@@ -29,7 +29,6 @@ import app
 from bench.common import measure, table
 from emoreply.emotion_cnn import EMOTIONS
 from emoreply.reply import ReplyDrafter
-from emoreply.reply.drafter import GUIDANCE_KEYS
 
 LAYER_TYPES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -87,8 +86,7 @@ def variants(merged: nn.Module, types: tuple[str, ...]) -> dict[str, Callable[[]
 
 def drafts(model: nn.Module, like: ReplyDrafter, messages: list[str]) -> list[str]:
     """The 7-emotion sweeps of ``messages`` by ``model``, decoded as ``like`` decodes (guidance included)."""
-    guidance = {key: getattr(like, key) for key in GUIDANCE_KEYS}
-    drafter = ReplyDrafter(model, like.tokenizer, like.max_new_tokens, **guidance)
+    drafter = ReplyDrafter(model, like.tokenizer, like.max_new_tokens, **like.guidance)
     return [reply for m in messages for reply in drafter.sweep(m).values()]
 
 

@@ -32,7 +32,7 @@ import torch
 import app
 from bench.common import measure, table
 from emoreply.reply import DEFAULT_REPLY_MODEL, PRECISIONS, ReplyDrafter
-from emoreply.reply.drafter import Guide, for_decoding, load_reply_model, resolve_reply_model, saved_guidance
+from emoreply.reply.drafter import Guide, for_decoding, load_reply_model, resolve_reply_model
 
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
 T5_TOKENIZER = "../shared/models/t5-small-tokenizer"  # t5-small's tokenizer, saved offline (--t5_tokenizer)
@@ -72,7 +72,7 @@ def variants(folder: str) -> dict[str, ReplyDrafter]:
     for a LoRA adapter in fp32 with the adapter merged into the weights, and (for a model that stores
     an emotion guidance scale) in fp32 without guidance. All but the last guide as the app does."""
     drafters = {p: ReplyDrafter.from_pretrained(folder, device="cpu", precision=p) for p in PRECISIONS}
-    guidance = saved_guidance(folder)
+    guidance = drafters["fp32"].guidance
     drafters[PLAIN] = ReplyDrafter(*load_reply_model(folder), **guidance)
     model, tokenizer = load_reply_model(folder)
     if hasattr(model, "merge_and_unload"):

@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> dict:
         "relevance_scorer": str(args.scorer or "HuggingFaceTB/SmolLM2-135M-Instruct (no adapter)"),
         "max_new_tokens": args.max_new_tokens,
         "no_repeat_ngram_size": tuned.no_repeat_ngram_size,
-        **{key: getattr(tuned, key) for key in GUIDANCE_KEYS},
+        **tuned.guidance,
         "copy_guard": tuned.avoid_copies,
         "precision": args.precision,
         "judge": {

@@ -57,7 +57,6 @@ NO_REPEAT_NGRAM_SIZE = 3
 # A draft that repeats the message ("Thank you." -> "Thank you.") is no reply: such a draft is replaced
 # by the best of this many beams that does not.
 COPY_GUARD_BEAMS = 4
-# Emotion guidance scale a model folder's generation_config.json may set (absent: 0, off); see EmotionGuidance.
 # The guidance settings a model folder's generation_config.json may store (see EmotionGuidance), all
 # ReplyDrafter arguments: the emotion's scale, the message's (context contrast), the plausibility floor.
 GUIDANCE_KEYS = ("emotion_guidance", "context_contrast", "plausibility")
@@ -402,6 +401,11 @@ class ReplyDrafter:
             self.no_repeat_ngram_size,
             name=str(base_model),
         )
+
+    @property
+    def guidance(self) -> dict[str, float]:
+        """This drafter's ``GUIDANCE_KEYS`` settings, as :func:`saved_guidance` reads them."""
+        return {key: getattr(self, key) for key in GUIDANCE_KEYS}
 
     @property
     def emotions(self) -> tuple[str, ...]:
