@@ -38,10 +38,15 @@ def quantized(model: nn.Module, keep: Callable[[str], bool], per_channel: bool =
     from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
     qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
-    spec = {name: qconfig for name, m in model.named_modules() if type(m) is nn.Linear and keep(name)}
+    model = copy.deepcopy(model)
+    spec = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear) and keep(name):
+            m.__class__ = nn.Linear  # the drafter's FewRowsLinear: quantize_dynamic swaps nn.Linear only
+            spec[name] = qconfig
     with warnings.catch_warnings():  # torch points new code to torchao; the eager API still works
         warnings.filterwarnings("ignore", message=".*(deprecated|torchao).*")
-        return quantize_dynamic(copy.deepcopy(model), spec, dtype=torch.qint8)
+        return quantize_dynamic(model, spec, dtype=torch.qint8)
 
 
 @torch.inference_mode()

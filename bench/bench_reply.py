@@ -3,8 +3,8 @@
     python -m bench.bench_reply [--model smollm2] [--quick]
 
 Every variant is loaded as the app loads it (``ReplyDrafter.from_pretrained(precision=...)``: on
-CPU with its output layer's weight transposed), plus fp32 with transformers' own ``nn.Linear``
-output layer to show what that layout buys (``bench.bench_output_layer`` times the layer alone), and
+CPU its fp32 linear layers are ``FewRowsLinear``), plus fp32 with transformers' own ``nn.Linear``
+layers to show what that buys (``bench.bench_linear_rows`` times the layers alone), and
 for a LoRA adapter fp32 with the adapter merged into the weights (what keeping it separate costs;
 the app keeps it separate so that the base model shares its weights). A model that stores an emotion
 guidance scale drafts as the app does, each reply with its emotion-free twin row in the same batch
@@ -36,7 +36,7 @@ from emoreply.reply.drafter import Guide, for_decoding, load_reply_model, resolv
 
 MESSAGE = "How is your day going? I heard you had a job interview this morning."
 T5_TOKENIZER = "../shared/models/t5-small-tokenizer"  # t5-small's tokenizer, saved offline (--t5_tokenizer)
-PLAIN = "fp32, nn.Linear layout"  # as transformers loads it, before emoreply.reply.cpu_layout
+PLAIN = "fp32, nn.Linear"  # as transformers loads it, before emoreply.reply.cpu_layout
 MERGED = "fp32, adapter merged"  # LoRA folded into the base weights: no adapter layers at run time
 UNGUIDED = "fp32, no emotion guidance"  # what the emotion-free twin rows of EmotionGuidance cost
 

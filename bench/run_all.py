@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> str:
         "bench_emotion": quick,
         "bench_reply": quick,
         "bench_decode_step": quick,
-        "bench_output_layer": quick,
+        "bench_linear_rows": quick,
         "bench_handler": quick,
         "bench_app_load": load,
     }

@@ -15,14 +15,14 @@ from bench import (
     bench_decode_step,
     bench_handler,
     bench_int8_fidelity,
-    bench_output_layer,
+    bench_linear_rows,
     bench_reply,
     common,
     run_all,
 )
 from emoreply.reader import EmotionReader
 from emoreply.reply import ReplyDrafter
-from emoreply.reply.cpu_layout import TransposedLinear
+from emoreply.reply.cpu_layout import FewRowsLinear
 
 from .conftest import ROOT
 
@@ -37,7 +37,7 @@ def test_variants_are_the_app_loading_path_in_each_precision_and_the_plain_layou
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
     head = {k: d.model.lm_head for k, d in tiny_variants.items()}
-    assert isinstance(head["fp32"], TransposedLinear) and isinstance(head["bf16"], TransposedLinear)
+    assert type(head["fp32"]) is FewRowsLinear and type(head["bf16"]) is torch.nn.Linear
     assert isinstance(head["int8"], Int8Linear) and type(head[bench_reply.PLAIN]) is torch.nn.Linear
     assert {p.dtype for p in tiny_variants["bf16"].model.parameters()} == {torch.bfloat16}
 
@@ -95,11 +95,12 @@ def test_an_adapter_also_gets_a_merged_variant(tiny_adapter_dir):
     assert merged.generate(prompts) == drafters["fp32"].generate(prompts)  # merging changes speed, not replies
 
 
-def test_output_layer_rows_pair_nn_linear_with_the_transposed_layout():
-    rows = bench_output_layer.rows_for(64, 16, [1, 3], repeat=1)
-    assert [r.get("baseline", False) for r in rows] == [True, False, True, False]
-    assert rows[3]["name"] == "TransposedLinear, (64, 16) weight, 3 rows"
-    assert rows[3]["ratio"] == rows[2]["median_ms"] / rows[3]["median_ms"]
+def test_linear_rows_pair_nn_linear_with_few_rows_linear_per_stack_and_rows():
+    rows = bench_linear_rows.rows_for({"two layers": [(16, 64), (64, 16)], "head": [(16, 128)]}, [1, 3], repeat=1)
+    assert [r.get("baseline", False) for r in rows] == [True, False] * 4
+    assert rows[3]["name"] == "FewRowsLinear, two layers (0 MiB), 3 rows"
+    assert rows[3]["ratio"] == rows[2]["median_ms"] / rows[3]["median_ms"] and "GiB/s" in rows[3]["note"]
+    assert rows[-1]["name"].startswith("FewRowsLinear, head")
 
 
 def test_table_shows_ratios_and_rows_without_times():
@@ -133,7 +134,7 @@ def test_run_all_joins_every_benchmark_into_one_file(tmp_path, monkeypatch):
     out = tmp_path / "results.md"
     text = run_all.main(["--quick", "--output", str(out)])
     assert out.read_text() == text and text.startswith("`python -m bench.run_all --quick`")
-    assert "### bench_emotion ['--quick']" in text and "### bench_output_layer ['--quick']" in text
+    assert "### bench_emotion ['--quick']" in text and "### bench_linear_rows ['--quick']" in text
     assert "### bench_app_load ['--clients', '4', '--requests', '2']" in text
 
 
@@ -179,4 +180,4 @@ def test_int8_fidelity_rows_quantise_only_the_named_layers(tiny_adapter_dir):
     merged = ReplyDrafter.from_pretrained(str(tiny_adapter_dir)).model.merge_and_unload()
     only_down = bench_int8_fidelity.quantized(merged, lambda name: name.endswith("down_proj"))
     kinds = {name.rsplit(".", 1)[-1]: type(m) for name, m in only_down.named_modules() if "layers.0." in name}
-    assert kinds["down_proj"] is DynamicLinear and kinds["up_proj"] is torch.nn.Linear
+    assert kinds["down_proj"] is DynamicLinear and kinds["up_proj"] is FewRowsLinear  # as the drafter has it

@@ -1,12 +1,17 @@
-"""The output layer's weight stored transposed, the layout in which CPU decoding multiplies fastest.
+"""Linear layers that multiply a decoding step's few rows fast on CPU.
 
-``nn.Linear`` keeps its weight as (out_features, in_features) and computes ``x @ weight.T``. For
-the few rows a decoding step has (one per reply), MKL multiplies by that transposed view markedly
-slower than by a contiguous (in_features, out_features) matrix, and the vocabulary-wide output
-layer is where that matters. The narrower layers gain far less, and converting them too would keep
-two copies of every weight resident (the memory-mapped checkpoint and the transposed copy), so only
-the output layer is converted. The measurements: docs/benchmarks.md ("Transposed output layer"),
-``bench/bench_output_layer.py``. For inference only: it neither trains nor saves.
+A decoding step sends one row per reply through every linear layer: 1 for a plain draft, 3 for a
+guided one (the reply, its twin and its contextless row), 4 for the app's side by side, 21 for a
+guided sweep. For so few rows MKL computes ``nn.Linear``'s ``x @ weight.T`` well below the memory
+bandwidth a decoding step is bound by, while the same product written ``weight @ x.T`` (the weight
+as the left operand, as stored) runs 1.2–5× faster; and for a single row MKL's matrix-vector path
+is slower than the matrix product of that row with itself, so one row goes through as two.
+
+``FewRowsLinear`` is ``nn.Linear`` with that forward for up to ``FEW_ROWS`` rows. It keeps the
+weight as loaded (no second copy, unlike storing it transposed), so a tied output layer still shares
+the input embedding, and more rows (a prompt's prefill, a batched evaluation) take ``nn.Linear``'s
+own path. The results differ from ``nn.Linear``'s only by float rounding. The measurements:
+``python -m bench.bench_linear_rows`` and docs/benchmarks.md. For inference on CPU in fp32.
 """
 
 from __future__ import annotations
@@ -16,36 +21,32 @@ from typing import Any
 import torch
 from torch import nn
 
+FEW_ROWS = 64  # measured (bench_linear_rows): faster up to here; at a prefill's hundreds of rows, slower
 
-class TransposedLinear(nn.Module):
-    """``nn.Linear``'s function with ``weight_t`` = weight.T stored contiguously; frozen (inference)."""
 
-    def __init__(self, linear: nn.Linear) -> None:
-        super().__init__()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.weight_t = nn.Parameter(linear.weight.detach().T.contiguous(), requires_grad=False)  # (in, out)
-        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach(), requires_grad=False)
-
-    @property
-    def weight(self) -> torch.Tensor:
-        """The (out, in) view that code written for ``nn.Linear`` reads (T5 checks its dtype)."""
-        return self.weight_t.T
+class FewRowsLinear(nn.Linear):
+    """``nn.Linear`` computing ``(weight @ x.T).T`` when ``x`` holds at most ``FEW_ROWS`` rows."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
-        y = x @ self.weight_t
-        return y if self.bias is None else y + self.bias
+        rows = x.numel() // self.in_features
+        if not 0 < rows <= FEW_ROWS:
+            return super().forward(x)
+        flat = x.reshape(rows, self.in_features)  # (R, in)
+        if rows == 1:  # one row as two: the matrix product beats MKL's matrix-vector one
+            flat = flat.repeat(2, 1)
+        y = (self.weight @ flat.T).T[:rows].contiguous()  # (R, out)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*x.shape[:-1], self.out_features)
 
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
+def use_few_rows_linears(model: Any) -> Any:
+    """Make (in place) every fp32 ``nn.Linear`` of ``model`` a :class:`FewRowsLinear`; returns ``model``.
 
-def transpose_output_layer(model: Any) -> Any:
-    """Give ``model`` (in place) a :class:`TransposedLinear` output layer; returns it.
-
-    A quantised or otherwise specialised output layer is left alone (its type is not ``nn.Linear``).
-    A tied output layer gets its own transposed copy, so the input embedding keeps its row layout.
+    Only the class changes: parameters, their names and ties stay. Quantised or bf16 layers are left
+    alone (their products were not measured this way).
     """
-    head = model.get_output_embeddings()
-    if type(head) is nn.Linear:
-        model.set_output_embeddings(TransposedLinear(head))
+    for module in model.modules():
+        if type(module) is nn.Linear and module.weight.dtype == torch.float32:
+            module.__class__ = FewRowsLinear
     return model

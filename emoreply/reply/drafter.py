@@ -30,7 +30,7 @@ from ..loading import PRETRAINED_DIR, ModelLoadError, load_pretrained
 from .base import base_model_folder
 from .blocklist import blocked_token_ids
 from .copy_guard import is_copy
-from .cpu_layout import transpose_output_layer
+from .cpu_layout import use_few_rows_linears
 from .prompt import (
     build_prompt,
     chat_renderer,
@@ -274,9 +274,10 @@ def with_precision(model: Any, precision: str) -> Any:
 
 
 def for_decoding(model: Any, precision: str, device: torch.device) -> Any:
-    """``model`` in ``precision`` on ``device``; on CPU with its output layer's weight transposed for speed."""
+    """``model`` in ``precision`` on ``device``; on CPU its fp32 linear layers multiply few rows fast
+    (:mod:`.cpu_layout`)."""
     model = with_precision(model, precision).to(device)
-    return transpose_output_layer(model) if device.type == "cpu" else model
+    return use_few_rows_linears(model) if device.type == "cpu" else model
 
 
 class ReplyDrafter:
@@ -344,8 +345,8 @@ class ReplyDrafter:
 
         A bundled name loads its folder when present, else its Hub copy. A missing or corrupt
         model raises ``ModelLoadError`` naming the path. ``precision`` ("fp32", "bf16" or "int8";
-        int8 runs on CPU): see :func:`with_precision`. On CPU the output layer is then stored
-        transposed (:mod:`.cpu_layout`): the drafter's model is for inference, not training or saving.
+        int8 runs on CPU): see :func:`with_precision`. On CPU its fp32 linear layers then take a faster
+        product for decoding's few rows (:mod:`.cpu_layout`): the drafter's model is for inference.
         The guidance settings are those the folder's ``generation_config.json`` stores (0 if none).
         """
         check_precision(precision)  # before the (slow) loading
