@@ -250,7 +250,7 @@ def test_judge_training_and_reply_evaluation(dailydialog_dir, scratch_run, tiny_
 def test_evaluation_replies_resume_from_their_cache(tiny_adapter_dir, tmp_path, monkeypatch):
     drafter = ReplyDrafter.from_pretrained(tiny_adapter_dir, device="cpu", max_new_tokens=4)
     args = argparse.Namespace(replies_dir=str(tmp_path), batch_size=2, no_progress=True, precision="fp32")
-    jobs = [(f"Message number {i}", "happy", ["Hello"]) for i in range(5)]
+    jobs = [(f"Message number {i}" + "!" * (5 - i), "happy", ["Hello"]) for i in range(5)]  # longest first
     in_one_sitting = eval_script.generate(drafter, jobs, argparse.Namespace(**{**vars(args), "replies_dir": None}), "x")
     first = eval_script.generate(drafter, jobs[:3], args, "row")  # a sitting stopped after three replies
     with (tmp_path / "row.jsonl").open("a") as f:
@@ -258,12 +258,25 @@ def test_evaluation_replies_resume_from_their_cache(tiny_adapter_dir, tmp_path, 
     calls = count_generate(monkeypatch, drafter.model)
     resumed = eval_script.generate(drafter, jobs, args, "row")
     assert resumed[:3] == first and resumed == in_one_sitting
-    assert sum(c["input_ids"].shape[0] for c in calls) == 2  # only the two missing replies were generated
-    assert eval_script.generate(drafter, jobs, args, "row") == resumed and len(calls) == 1  # all cached now
+    assert [c["input_ids"].shape[0] for c in calls] == [2]  # only the two missing replies were generated
+    assert eval_script.generate(drafter, jobs[::-1], args, "row") == resumed[::-1] and len(calls) == 1  # cached
+    more = eval_script.generate(drafter, [*jobs, ("Another message", "sad", [])], args, "row")
+    assert more[:5] == resumed and len(calls) == 2 and calls[-1]["input_ids"].shape[0] == 1  # only the new job
     drafter.max_new_tokens = 3  # other settings: nothing is reused
-    assert len(eval_script.generate(drafter, jobs, args, "row")) == 5 and len(calls) == 4
-    assert eval_script.generate(drafter, jobs[::-1], args, "row")  # other jobs: regenerated, not mixed up
-    assert json.loads((tmp_path / "row.jsonl").read_text().splitlines()[1])["job"][0] == jobs[-1][0]
+    assert len(eval_script.generate(drafter, jobs, args, "row")) == 5 and len(calls) == 5
+    lines = (tmp_path / "row.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["max_new_tokens"] == 3 and len(lines) == 6  # the settings, then five replies
+    assert json.loads(lines[1])["job"][0] == jobs[-1][0]  # the shortest prompts were drafted first
+
+
+def test_evaluation_batches_hold_prompts_of_similar_length(tiny_adapter_dir, monkeypatch):
+    drafter = ReplyDrafter.from_pretrained(tiny_adapter_dir, device="cpu", max_new_tokens=2)
+    args = argparse.Namespace(replies_dir=None, batch_size=2, no_progress=True, precision="fp32")
+    jobs = [("Hi" + " there" * n, "happy", []) for n in (9, 0, 8, 1)]
+    calls = count_generate(monkeypatch, drafter.model)
+    replies = eval_script.generate(drafter, jobs, args, "row")
+    widths = [c["input_ids"].shape[1] for c in calls]
+    assert len(replies) == 4 and len(widths) == 2 and widths[0] < widths[1]  # the two short, then the two long
 
 
 def test_lora_fine_tuning_of_a_chat_model_writes_a_loadable_adapter(dailydialog_dir, tiny_chat_dir, tmp_path):

@@ -119,36 +119,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def cached_replies(path: Path, settings: dict, jobs: list) -> list[str]:
-    """The replies ``path`` holds for the first of ``jobs`` (same settings, same jobs in order); the
-    file is rewritten to hold just those, ready for more lines."""
+def job_key(job: tuple[str, str | None, list[str]]) -> str:
+    """A (message, emotion, history) job as the JSON text that keys its cached reply."""
+    message, emotion, history = job
+    return json.dumps([message, emotion, list(history)], ensure_ascii=False)
+
+
+def cached_replies(path: Path, settings: dict) -> dict[str, str]:
+    """Job key -> reply, for the replies ``path`` holds under the same ``settings`` (none if they differ);
+    the file is rewritten to hold just those, ready for more lines."""
     lines = path.read_text().splitlines() if path.is_file() else []
-    kept: list[str] = []
+    kept: dict[str, str] = {}
     if lines and json.loads(lines[0]) == settings:
-        for line, (message, emotion, history) in zip(lines[1:], jobs, strict=False):  # the file may hold fewer
+        for line in lines[1:]:
             try:
                 record = json.loads(line)
             except ValueError:  # a line cut short when an earlier sitting was stopped
                 break
-            if record["job"] != [message, emotion, list(history)]:
-                break
-            kept.append(record["reply"])
+            kept[job_key(record["job"])] = record["reply"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in [settings, *cached_records(jobs, kept)]))
+    records = [{"job": json.loads(key), "reply": reply} for key, reply in kept.items()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in [settings, *records]))
     return kept
 
 
-def cached_records(jobs: list, replies: list[str]) -> list[dict]:
-    """One JSON line per reply: its job (message, emotion, history) and the reply; ``jobs`` may be longer."""
-    return [{"job": [m, e, list(h)], "reply": r} for (m, e, h), r in zip(jobs, replies, strict=False)]
-
-
 def generate(drafter: ReplyDrafter, jobs: list[tuple[str, str | None, list[str]]], args, what: str) -> list[str]:
-    """Greedy replies to (message, emotion, history) jobs, in batches, with the copy guard and the
-    drafter's emotion guidance, as in the app; with ``--replies_dir``, cached and resumed under ``what``."""
+    """Greedy replies to (message, emotion, history) jobs, with the copy guard and the drafter's emotion
+    guidance, as in the app; with ``--replies_dir``, cached under ``what`` and resumed.
+
+    Jobs are drafted in batches of similar prompt length: a batch is padded to its longest prompt,
+    and at evaluation batch sizes decoding is bound by arithmetic, so padding costs time.
+    """
     prompts = [drafter.prompt(m, e, h)[0] for m, e, h in jobs]
     guides = [drafter.guide(m, e, h) for m, e, h in jobs]
-    out: list[str] = []
+    keys = [job_key(job) for job in jobs]
+    done: dict[str, str] = {}
     cache = Path(args.replies_dir) / f"{what}.jsonl" if args.replies_dir else None
     if cache is not None:
         settings = {
@@ -163,16 +168,25 @@ def generate(drafter: ReplyDrafter, jobs: list[tuple[str, str | None, list[str]]
         }
         # Only when on: replies cached before these settings existed were drafted with both off.
         settings.update({k: getattr(drafter, k) for k in ("context_contrast", "plausibility") if getattr(drafter, k)})
-        out = cached_replies(cache, settings, jobs)
-    for start in tqdm(range(len(out), len(jobs), args.batch_size), desc=what, leave=False, disable=args.no_progress):
-        chunk = slice(start, start + args.batch_size)
-        messages = [m for m, _, _ in jobs[chunk]]
-        batch = drafter.generate(prompts[chunk], batch_size=args.batch_size, messages=messages, guides=guides[chunk])
-        out += [c[0] for c in batch]
+        done = cached_replies(cache, settings)
+    first = {}  # one job per key, in the order of ``jobs``
+    for i, key in enumerate(keys):
+        if key not in done:
+            first.setdefault(key, i)
+    todo = sorted(first.values(), key=lambda i: len(prompts[i]))
+    for start in tqdm(range(0, len(todo), args.batch_size), desc=what, leave=False, disable=args.no_progress):
+        batch = todo[start : start + args.batch_size]
+        replies = drafter.generate(
+            [prompts[i] for i in batch],
+            batch_size=args.batch_size,
+            messages=[jobs[i][0] for i in batch],
+            guides=[guides[i] for i in batch],
+        )
+        done.update((keys[i], c[0]) for i, c in zip(batch, replies, strict=True))
         if cache is not None:  # appended batch by batch: a stopped sitting loses one batch at most
             with cache.open("a") as f:
-                f.writelines(json.dumps(r) + "\n" for r in cached_records(jobs[chunk], out[chunk]))
-    return out
+                f.writelines(json.dumps({"job": json.loads(keys[i]), "reply": done[keys[i]]}) + "\n" for i in batch)
+    return [done[key] for key in keys]
 
 
 def loss_per_word(drafter: ReplyDrafter, pairs, with_emotion: bool, args) -> dict[str, float]:
