@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -40,7 +40,7 @@ from emoreply import DISPLAY_NAMES, EMOTIONS
 from emoreply.emotion_cnn.image_processing_emotion_cnn import HIGH_DEPTH_MODES, MAX_IMAGE_PIXELS, to_gray_uint8
 from emoreply.loading import ModelLoadError, load_image
 from emoreply.reader import EmotionReader, EmotionReading
-from emoreply.reply import DEFAULT_BASE_MODEL_ID, DEFAULT_REPLY_MODEL, PRECISIONS, REPLY_MODELS, ReplyDrafter, compare
+from emoreply.reply import DEFAULT_BASE_MODEL_ID, DEFAULT_REPLY_MODEL, PRECISIONS, REPLY_MODELS, ReplyDrafter
 
 EXAMPLE_MESSAGES = [
     "How is your day going?",
@@ -54,6 +54,7 @@ FACE = "Use my face"
 LIVE_SMOOTHING = 0.3  # weight of the newest frame: ~3 frames of memory, no flicker, still responsive
 NO_FACE_FALLBACK = "neutral"
 WARNING = "⚠️"  # how a handler's status line starts when the user's input could not be used
+BASE_FOLLOWS = " The base model's reply follows."  # the notice while the base drafts its reply
 MAX_UPLOAD_MB = 20  # launch(max_file_size): larger uploads are refused before they are written
 WORK_SIDE = 1280  # pictures are read and previewed at most this large (detection itself runs at 320 px)
 # Formats without reduced decoding (PNG, WebP, ...) decode at full size, 4 bytes a pixel: capping them
@@ -190,20 +191,26 @@ def parse_history(text: str | None, max_turns: int = 4) -> list[str]:
 
 def draft_replies(
     models: Models, message: str, choice: str, detected: str | None, history: str | None
-) -> tuple[str, str, str, str]:
-    """(base draft, fine-tuned draft, editable draft, notice) for the message in the chosen emotion."""
+) -> Iterator[tuple[str, str, str, str]]:
+    """(base draft, fine-tuned draft, editable draft, notice) for the message in the chosen emotion, in
+    two steps: the fine-tuned draft alone first (it is the one to send, and drafted in one batch with
+    the base's reply, which is usually longer, it would wait for it), then the base model's beside it."""
     emotion, source = emotion_in_use(choice, detected)
+    turns = parse_history(history)
     try:
-        comparison = compare(
-            models.drafter, models.base, message or "", emotion, parse_history(history), models.base_error
-        )
+        tuned = models.drafter.draft(message or "", emotion, turns)
     except ValueError as err:  # empty message
-        return "", "", "", f"⚠️ {err}"
+        yield "", "", "", f"{WARNING} {err}"
+        return
     notice = source
-    if comparison.fine_tuned.truncated:
+    if tuned.truncated:
         notice += " Your message was long, so only its beginning was read."
-    base = comparison.base if comparison.base is not None else f"(base model unavailable) {comparison.base_error}"
-    return base, comparison.fine_tuned.text, comparison.fine_tuned.text, notice
+    if models.base is None:
+        error = models.base_error or "No base model was loaded."
+        yield f"(base model unavailable) {error}", tuned.text, tuned.text, notice
+        return
+    yield "", tuned.text, tuned.text, notice + BASE_FOLLOWS
+    yield models.base.draft(message, emotion, turns).text, tuned.text, tuned.text, notice
 
 
 def sweep_replies(models: Models, message: str, history: str | None) -> tuple[list[list[str]], str]:
@@ -301,21 +308,44 @@ def check_draft_request(message: Any, choice: Any, detected: Any, history: Any) 
     check_request(message, history, choice)
 
 
+def check_inputs(check: Callable[..., None] | None, inputs: tuple) -> None:
+    """``check(*inputs)``'s ValueError as gr.Error with its words."""
+    try:
+        if check is not None:
+            check(*inputs)
+    except ValueError as err:
+        raise user_error(str(err)) from None
+
+
+def refuse_warning(outputs: tuple, status_at: int) -> tuple:
+    """``outputs``, unless their status (at ``status_at``) is a warning: then gr.Error with its words."""
+    status = outputs[status_at]
+    if isinstance(status, str) and status.startswith(WARNING):
+        raise user_error(status.removeprefix(WARNING).strip())
+    return outputs
+
+
 def as_event(handler: Callable[..., tuple], status_at: int, check: Callable[..., None] | None = None) -> Callable:
     """``handler`` for Gradio: a refused input or a warning status raises gr.Error with the words, so an
     API client gets them as the error message (the page also shows them, see FAILED)."""
 
     def event(*inputs: Any) -> tuple:
-        try:
-            if check is not None:
-                check(*inputs)
-        except ValueError as err:
-            raise user_error(str(err)) from None
-        outputs = handler(*inputs)
-        status = outputs[status_at]
-        if isinstance(status, str) and status.startswith(WARNING):
-            raise user_error(status.removeprefix(WARNING).strip())
-        return outputs
+        check_inputs(check, inputs)
+        return refuse_warning(handler(*inputs), status_at)
+
+    return event
+
+
+def as_stream_event(
+    handler: Callable[..., Iterator[tuple]], status_at: int, check: Callable[..., None] | None = None
+) -> Callable:
+    """:func:`as_event` for a handler that yields its outputs in steps: the page shows each step, an API
+    client gets the last."""
+
+    def event(*inputs: Any) -> Iterator[tuple]:
+        check_inputs(check, inputs)
+        for outputs in handler(*inputs):
+            yield refuse_warning(outputs, status_at)
 
     return event
 
@@ -485,7 +515,7 @@ def build_demo(models: Models) -> Any:
             api_name="live",
         ).failure(failed_status, None, status, queue=False, api_visibility="private")
         draft_button.click(
-            as_event(partial(draft_replies, models), 3, check_draft_request),
+            as_stream_event(partial(draft_replies, models), 3, check_draft_request),
             [message, choice, detected, history],
             [base_out, tuned_out, draft, notice],
             concurrency_limit=4,

@@ -11,6 +11,11 @@ from emoreply.reader import EmotionReader
 from emoreply.reply import ReplyDrafter
 
 
+def last(steps):
+    """The last of a streamed handler's steps: what the page ends with and an API client gets."""
+    return list(steps)[-1]
+
+
 @pytest.fixture(scope="module")
 def models(tiny_emotion_model_dir, tiny_model_dir) -> app.Models:
     drafter = ReplyDrafter.from_pretrained(tiny_model_dir)
@@ -22,7 +27,7 @@ def models(tiny_emotion_model_dir, tiny_model_dir) -> app.Models:
 def test_load_models_works_offline_and_reports_the_missing_base(tiny_emotion_model_dir, tiny_model_dir):
     models = app.load_models(str(tiny_emotion_model_dir), str(tiny_model_dir), "google-t5/t5-small")
     assert models.base is None and "base" in models.base_error.lower()
-    base, tuned, draft, notice = app.draft_replies(models, "How is your day going?", "happy", None, "")
+    base, tuned, draft, notice = last(app.draft_replies(models, "How is your day going?", "happy", None, ""))
     assert base.startswith("(base model unavailable)") and tuned == draft
     no_base = app.load_models(str(tiny_emotion_model_dir), str(tiny_model_dir), "none")
     assert no_base.base is None and no_base.base_error is None
@@ -31,7 +36,7 @@ def test_load_models_works_offline_and_reports_the_missing_base(tiny_emotion_mod
 def test_an_adapter_is_compared_with_its_own_base_offline(tiny_emotion_model_dir, tiny_adapter_dir):
     models = app.load_models(str(tiny_emotion_model_dir), str(tiny_adapter_dir))
     assert models.base is not None and models.base.model is models.drafter.model and not models.base.use_adapter
-    base, tuned, draft, notice = app.draft_replies(models, "How is your day going?", "sad", None, "")
+    base, tuned, draft, notice = last(app.draft_replies(models, "How is your day going?", "sad", None, ""))
     assert isinstance(base, str) and not base.startswith("(base") and tuned == draft and "Sad" in notice
 
 
@@ -47,7 +52,7 @@ def test_command_line_and_environment_pick_the_models(monkeypatch, tiny_emotion_
     assert args.precision == "int8" and args.base_model == "none" and args.reply_model == str(tiny_model_dir)
     models = app.load_models(str(tiny_emotion_model_dir), args.reply_model, args.base_model, args.precision)
     assert isinstance(models.drafter.model.lm_head, Int8Linear)
-    assert app.draft_replies(models, "How is your day going?", "happy", None, "")[1]
+    assert last(app.draft_replies(models, "How is your day going?", "happy", None, ""))[1]
     assert app.parse_args(["--precision", "bf16"]).precision == "bf16"
 
 
@@ -93,23 +98,26 @@ def test_emotion_choice_and_fallback():
     assert emotion == app.NO_FACE_FALLBACK and "No face read" in why
 
 
-def test_draft_replies_side_by_side(models):
-    base, tuned, draft, notice = app.draft_replies(models, "How is your day going?", app.FACE, "happy", "Hi!\nHello.")
-    assert isinstance(base, str) and isinstance(tuned, str) and draft == tuned
-    assert "read from your face" in notice and "Happy" in notice
+def test_draft_replies_side_by_side_the_fine_tuned_draft_first(models):
+    first, final = app.draft_replies(models, "How is your day going?", app.FACE, "happy", "Hi!\nHello.")
+    base, tuned, draft, notice = final
+    assert isinstance(base, str) and base and isinstance(tuned, str) and draft == tuned
+    assert "read from your face" in notice and "Happy" in notice and app.BASE_FOLLOWS not in notice
+    assert first == ("", tuned, tuned, notice + app.BASE_FOLLOWS)  # the base column waits, the draft does not
+    assert base == models.base.draft("How is your day going?", "happy", ["Hi!", "Hello."]).text
 
 
 @pytest.mark.parametrize("message", ["", "   \n "])
 def test_empty_message_prompts_for_one(models, message):
-    base, tuned, draft, notice = app.draft_replies(models, message, "happy", None, "")
+    base, tuned, draft, notice = last(app.draft_replies(models, message, "happy", None, ""))
     assert (base, tuned, draft) == ("", "", "") and "empty" in notice
 
 
 def test_huge_emoji_and_non_latin_messages(models):
-    *_, notice = app.draft_replies(models, "word " * 4000, "sad", None, "")
+    *_, notice = last(app.draft_replies(models, "word " * 4000, "sad", None, ""))
     assert "only its beginning was read" in notice
     for message in ("🎉🎉 we did it!! 🥳", "お元気ですか？", "Как дела?", "مرحبا"):
-        base, tuned, draft, notice = app.draft_replies(models, message, "surprise", None, None)
+        base, tuned, draft, notice = last(app.draft_replies(models, message, "surprise", None, None))
         assert not notice.startswith("⚠️") and draft == tuned
 
 
@@ -205,5 +213,9 @@ def test_events_turn_warnings_into_gr_errors_with_the_words():
         event(1)
     assert refused.value.message == "The message is empty."
     assert app.as_event(lambda x: (x, "fine"), 1)(2) == (2, "fine")
+    stream = app.as_stream_event(lambda x: iter([(x, "first"), (x, f"{app.WARNING} Then this.")]), 1)(3)
+    assert next(stream) == (3, "first")
+    with pytest.raises(gr.Error, match="Then this"):
+        next(stream)
     with pytest.raises(gr.Error, match="Unknown emotion"):
         app.as_event(lambda *a: a, 0, app.check_draft_request)("hi", "bogus", None, "")

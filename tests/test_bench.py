@@ -82,7 +82,8 @@ def test_handler_rows_time_fp32_int8_and_bf16(tiny_emotion_model_dir, tiny_model
 
     rows = bench_handler.rows_for("tiny", load, repeat=1)
     assert loaded == ["fp32", "int8", "bf16"]
-    assert len(rows) == 3 and rows[0]["baseline"] and "bf16" in rows[2]["name"]
+    assert len(rows) == 4 and rows[0]["baseline"] and "bf16" in rows[3]["name"]
+    assert "to the fine-tuned draft (shown first)" in rows[1]["name"]
     assert all(r["ratio"] == rows[0]["median_ms"] / r["median_ms"] for r in rows[1:])
 
 
