@@ -76,8 +76,10 @@ def test_base_drafter_shares_the_weights_and_switches_the_adapter_off(drafter, t
     assert base.model is drafter.model and not base.use_adapter and base.lock is drafter.lock
     plain = ReplyDrafter.from_pretrained(tiny_chat_dir, device="cpu", max_new_tokens=6)
     prompts = [drafter.prompt("How is your day going?", e)[0] for e in EMOTIONS]
+    tuned = drafter.generate(prompts)
     assert base.generate(prompts) == plain.generate(prompts)  # adapter off == the base model itself
-    assert drafter.generate(prompts) != base.generate(prompts)  # the adapter changes the replies
+    assert tuned != base.generate(prompts)  # the adapter changes the replies
+    assert drafter.generate(prompts) == tuned  # ... and is back on once the base has drafted
 
 
 @pytest.mark.parametrize("precision", ["int8", "bf16"])

@@ -9,6 +9,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -520,10 +521,12 @@ class ReplyDrafter:
             enc = self.tokenizer(
                 prompts, max_length=self.max_source_tokens, truncation=True, padding=True, return_tensors="pt"
             )
-        extra = {}
-        if not all(adapters):
+        extra, adapter_off = {}, nullcontext()
+        if not any(adapters) and hasattr(self.model, "disable_adapter"):
+            adapter_off = self.model.disable_adapter()  # the base alone: cheaper than naming "__base__" per row
+        elif not all(adapters):
             extra["adapter_names"] = [("default" if a else "__base__") for a in adapters]
-        with self.lock:
+        with self.lock, adapter_off:  # the switch is the shared model's: under its lock
             out = self.model.generate(**enc.to(self.model.device), **options, **extra, logits_processor=processors)
         if self.is_chat:
             out = out[:, enc["input_ids"].shape[1] :]  # the new tokens only
