@@ -1,10 +1,10 @@
 """Linear layers that multiply a decoding step's few rows fast on CPU.
 
-A decoding step sends one row per reply through every linear layer: 1 for a plain draft, 3 for a
-guided one (the reply, its twin and its contextless row), 4 for the app's side by side, 21 for a
-guided sweep. For so few rows MKL computes ``nn.Linear``'s ``x @ weight.T`` well below the memory
+A decoding step sends one row per reply through every linear layer: 1 for a plain draft (the app's
+base column), 3 for a guided one (the reply, its twin and its contextless row), 21 for a guided
+sweep. For so few rows MKL computes ``nn.Linear``'s ``x @ weight.T`` well below the memory
 bandwidth a decoding step is bound by, while the same product written ``weight @ x.T`` (the weight
-as the left operand, as stored) runs 1.2–5× faster; and for a single row MKL's matrix-vector path
+as the left operand, as stored) runs up to 3.6× faster; and for a single row MKL's matrix-vector path
 is slower than the matrix product of that row with itself, so one row goes through as two.
 
 ``FewRowsLinear`` is ``nn.Linear`` with that forward for up to ``FEW_ROWS`` rows. It keeps the
